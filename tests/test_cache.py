@@ -1,0 +1,119 @@
+"""Up to date means unchanged; failures and interruptions lose nothing; outputs do not depend on --jobs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import run_vgsite
+
+TOPIC = "vanishing"
+
+
+def manifest(project):
+    return json.loads((project / "figures" / "manifest.json").read_text())["experiments"]
+
+
+def outputs(project):
+    return {p.relative_to(project / "figures").as_posix(): p.read_bytes()
+            for p in sorted((project / "figures").rglob("*")) if p.is_file() and p.name not in ("manifest.json", "README.md")}
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_its_topic(project):
+    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
+    mtimes = {p: p.stat().st_mtime_ns for p in (project / "figures").rglob("*.png")}
+
+    again = run_vgsite(project, "figures", TOPIC, "-j", "1")
+    assert again.returncode == 0
+    assert "All 3 experiments are up to date." in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+    edit(project / "vgsite" / "topics" / f"{TOPIC}.py", '"""Why gradients vanish', '"""Why gradients vanish (edited)')
+    edited = run_vgsite(project, "figures", "-j", "1")
+    assert edited.returncode == 0
+    assert "code changed" in edited.stdout
+    assert "3 ran, 0 failed" in edited.stdout
+    # Re-running made the same bytes, so no file was rewritten (mkdocs serve would reload otherwise).
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_an_edit_to_a_shared_module_reruns_the_topics_that_import_it(project):
+    assert run_vgsite(project, "figures", "-j", "1").returncode == 0
+    edit(project / "vgsite" / "probes.py", '"""What the topics measure', '"""What the topics measure (edited)')
+    result = run_vgsite(project, "list")
+    assert "code changed" in result.stdout
+    edit(project / "vgsite" / "cli.py", '"""The vgsite command line', '"""The vgsite command line (edited)')
+    assert run_vgsite(project, "figures", "-j", "1").returncode == 0
+    edit(project / "vgsite" / "cli.py", "(edited)", "(edited twice)")  # no experiment imports the CLI
+    assert "All 3 experiments are up to date." in run_vgsite(project, "figures", "-j", "1").stdout
+
+
+def test_force_reruns_and_a_changed_output_is_detected(project):
+    assert run_vgsite(project, "figures", "-j", "1").returncode == 0
+    forced = run_vgsite(project, "figures", "--force", "-j", "1")
+    assert "3 ran" in forced.stdout
+    (project / "figures" / TOPIC / "depth-sweep.png").write_bytes(b"not a png")
+    listing = run_vgsite(project, "list").stdout
+    assert f"{TOPIC}/depth-sweep.png modified" in listing
+    assert "1 ran" in run_vgsite(project, "figures", "-j", "1").stdout
+
+
+def test_a_failing_experiment_keeps_earlier_results_and_a_valid_manifest(project):
+    assert run_vgsite(project, "figures", "-j", "1").returncode == 0
+    before = outputs(project)
+    entry = manifest(project)[f"{TOPIC}/gradient-norms"]
+    module = project / "vgsite" / "topics" / f"{TOPIC}.py"
+    edit(module, "def gradient_norms(cfg):\n", "def gradient_norms(cfg):\n    raise RuntimeError('boom')\n")
+
+    result = run_vgsite(project, "figures", "-j", "2")
+    assert result.returncode == 1
+    assert f"FAIL {TOPIC}/gradient-norms" in result.stdout
+    assert "RuntimeError: boom" in result.stdout
+    assert "2 ran, 1 failed" in result.stdout
+    assert outputs(project) == before  # the others re-ran to the same bytes; the failed one kept its old files
+    assert manifest(project)[f"{TOPIC}/gradient-norms"] == entry
+    assert "code changed" in run_vgsite(project, "list").stdout
+
+
+def test_an_interrupted_run_keeps_what_finished_and_the_next_run_carries_on(project):
+    module = project / "vgsite" / "topics" / f"{TOPIC}.py"
+    edit(module, "def depth_sweep(cfg):\n",
+         "def depth_sweep(cfg):\n    import os, time; time.sleep(120 if os.environ.get('SLOW') else 0)\n")
+    env = {**os.environ, "PYTHONPATH": str(project), "NO_COLOR": "1", "SLOW": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vgsite", "figures", "-j", "1"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        entries = manifest(project) if (project / "figures" / "manifest.json").exists() else {}
+        if len(entries) == 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Interrupted: 2 finished experiments were kept" in err
+    assert set(manifest(project)) == {f"{TOPIC}/activation-derivatives", f"{TOPIC}/gradient-norms"}
+    assert not list((project / "figures").rglob("*.tmp"))
+
+    result = run_vgsite(project, "figures", "-j", "1")
+    assert "Running 1 of 3 experiments" in result.stdout
+
+
+def test_outputs_are_byte_identical_whatever_the_number_of_jobs(tmp_path):
+    from conftest import copy_project
+
+    one = copy_project(tmp_path / "one")
+    two = copy_project(tmp_path / "two")
+    assert run_vgsite(one, "figures", TOPIC, "-j", "1").returncode == 0
+    assert run_vgsite(two, "figures", TOPIC, "-j", "2").returncode == 0
+    assert outputs(one) == outputs(two)
+    assert len(outputs(one)) == 6
+    for data in outputs(one).values():
+        assert b"Software" not in data and b"Date" not in data

@@ -1,0 +1,87 @@
+"""Every command-line path, error paths included."""
+import json
+
+import pytest
+
+from conftest import run_vgsite
+
+
+def snapshot(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["figures", "nosuchtopic"], "unknown topic 'nosuchtopic'; choose from: vanishing"),
+    (["figures", "--jobs", "0"], "'--jobs'"),
+    (["figures", "--jobs", "two"], "'--jobs'"),
+    (["figures", "--device", "tpu"], "'tpu' is not one of 'cpu', 'cuda'"),
+    (["list", "--device", "gpu"], "'gpu' is not one of 'cpu', 'cuda'"),
+    (["figures", "--frobnicate"], "No such option '--frobnicate'"),
+    (["nosuchcommand"], "No such command 'nosuchcommand'"),
+])
+def test_bad_input_gets_one_line_exit_2_and_changes_nothing(built_project, args, needle):
+    before = snapshot(built_project / "figures")
+    result = run_vgsite(built_project, *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+    assert lines[0].startswith("vgsite: error: ")
+    assert "Traceback" not in result.stdout + result.stderr
+    assert snapshot(built_project / "figures") == before
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(built_project):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run_vgsite(built_project, "figures", "--device", "cuda")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "vgsite: error: Invalid value for '--device': no CUDA device is available here; use cpu"
+
+
+def test_list_shows_every_experiment_and_its_status(built_project):
+    result = run_vgsite(built_project, "list")
+    assert result.returncode == 0
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert {(r[0], r[1]) for r in rows} >= {("vanishing", "gradient-norms"), ("vanishing", "depth-sweep"),
+                                            ("vanishing", "activation-derivatives")}
+    assert all(" ".join(r[2:5]) == "up to date" for r in rows if r[0] == "vanishing")
+
+
+def test_help_lists_the_commands(built_project):
+    result = run_vgsite(built_project, "--help")
+    assert result.returncode == 0
+    for command in ("list", "figures", "build", "serve", "clean"):
+        assert f"  {command} " in result.stdout
+
+
+def test_figures_of_one_topic_reports_a_summary(project):
+    result = run_vgsite(project, "figures", "vanishing", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "3 ran, 0 failed, 0 up to date" in result.stdout
+    manifest = json.loads((project / "figures" / "manifest.json").read_text())["experiments"]
+    assert set(manifest) == {"vanishing/activation-derivatives", "vanishing/gradient-norms",
+                             "vanishing/depth-sweep"}
+    for entry in manifest.values():
+        for path in entry["outputs"]:
+            assert (project / "figures" / path).is_file()
+
+
+def test_one_experiment_can_be_named_by_id(project):
+    result = run_vgsite(project, "figures", "vanishing/gradient-norms", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "1 ran, 0 failed, 0 up to date" in result.stdout
+    assert (project / "figures" / "vanishing" / "gradient-norms.png").is_file()
+    assert not (project / "figures" / "vanishing" / "depth-sweep.png").exists()
+
+
+def test_clean_removes_generated_files_but_keeps_the_readme(built_project, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built_project, copy)
+    result = run_vgsite(copy, "clean")
+    assert result.returncode == 0
+    assert [p.name for p in (copy / "figures").iterdir()] == ["README.md"]

@@ -1,0 +1,3 @@
+from vgsite.cli import main
+
+main()

@@ -1,0 +1,109 @@
+"""MkDocs hooks: serve figures/ as part of the site, expand {{ figure("topic/name") }}, typeset math as MathML,
+and publish the experiment code as pages. Listed under `hooks:` in mkdocs.yml.
+"""
+import html
+import json
+import re
+import struct
+from pathlib import Path
+
+from latex2mathml.converter import convert as latex_to_mathml
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File
+
+from vgsite import FIGURES, ROOT
+
+FIGURE_TAG = re.compile(r'\{\{\s*figure\(\s*"([\w.-]+/[\w.-]+)"\s*\)\s*\}\}')
+MATH = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.S)
+CODE_DIR = "code"
+
+
+def code_modules():
+    """vgsite's modules, topics first: the code that makes every figure."""
+    package = ROOT / "vgsite"
+    topics = sorted((package / "topics").glob("[!_]*.py"))
+    shared = sorted(p for p in package.glob("[!_]*.py"))
+    return [(p.relative_to(ROOT).as_posix(), p) for p in topics + shared]
+
+
+def code_page_uri(module_path: str) -> str:
+    return f"{CODE_DIR}/{Path(module_path).with_suffix('').as_posix().replace('/', '.')}.md"
+
+
+def on_files(files, config):
+    for path in sorted(FIGURES.rglob("*")):
+        if path.is_file() and path.suffix in {".png", ".svg", ".json"} and not path.name.startswith("."):
+            files.append(File(path.relative_to(ROOT).as_posix(), str(ROOT), config["site_dir"],
+                              config["use_directory_urls"]))
+    index = ["---", "search:", "  exclude: true", "---", "", "# The code behind the figures", "",
+             "Every figure on this site is drawn by one of these modules. Topic modules hold the experiments; "
+             "the others are shared by all topics. Run `vgsite list` to see every experiment.", ""]
+    for rel, path in code_modules():
+        uri = code_page_uri(rel)
+        index.append(f"- [`{rel}`]({Path(uri).name}) — {docstring_line(path)}")
+        body = f"---\nsearch:\n  exclude: true\n---\n\n# `{rel}`\n\n```python\n{path.read_text()}```\n"
+        files.append(File.generated(config, uri, content=body))
+    files.append(File.generated(config, f"{CODE_DIR}/index.md", content="\n".join(index) + "\n"))
+    return files
+
+
+def docstring_line(path: Path) -> str:
+    match = re.match(r'\s*"""(.*?)(?:\n|""")', path.read_text())
+    return match.group(1).strip() if match else ""
+
+
+def png_size(path: Path):
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])
+    return width, height
+
+
+def find_figure(figure_id: str):
+    """The figure's PNG and the record of the experiment that drew it."""
+    topic, name = figure_id.split("/")
+    png = FIGURES / topic / f"{name}.png"
+    for record_path in sorted((FIGURES / topic).glob("*.json")) if png.exists() else []:
+        record = json.loads(record_path.read_text())
+        if name in record.get("figures", {}):
+            return png, record_path, record
+    raise PluginError(f"figure {figure_id!r} is not in figures/: run `vgsite figures` (or `make`) first, "
+                      f"or check the name against `vgsite list`")
+
+
+def figure_markdown(figure_id: str, page) -> str:
+    png, record_path, record = find_figure(figure_id)
+    up = "../" * page.file.src_uri.count("/")
+    meta = record["figures"][png.stem]
+    width, height = png_size(png)
+    settings = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in record["config"].items())
+    code = code_page_uri(f"vgsite/topics/{png.parent.name}.py")
+    return (
+        f'<figure class="vg-figure" markdown="1">\n\n'
+        f'![{meta["alt"]}]({up}{png.relative_to(ROOT).as_posix()}){{ width="{width}" height="{height}" '
+        f'loading="lazy" }}\n\n'
+        f'<figcaption markdown="span">{meta["caption"]} '
+        f'<span class="vg-run">Run: `vgsite figures {record["experiment"]}` with {settings}. '
+        f'[Numbers]({up}{record_path.relative_to(ROOT).as_posix()}) · [code]({up}{code})</span></figcaption>\n\n'
+        f'</figure>'
+    )
+
+
+def on_page_markdown(markdown, page, config, files):
+    if page.file.src_uri.startswith(f"{CODE_DIR}/"):
+        return markdown  # source listings show the tag literally
+    return FIGURE_TAG.sub(lambda m: figure_markdown(m.group(1), page), markdown)
+
+
+def on_page_content(content, page, config, files):
+    """Replace the TeX that pymdownx.arithmatex protected with MathML, which browsers typeset natively."""
+
+    def typeset(match):
+        tag, tex = match.group(1), html.unescape(match.group(2)).strip()
+        display = "block" if tag == "div" else "inline"
+        tex = tex[2:-2] if tex[:2] in ("\\(", "\\[") else tex
+        try:
+            mathml = latex_to_mathml(tex, display=display)
+        except Exception as err:
+            raise PluginError(f"{page.file.src_uri}: cannot typeset ${tex}$: {err}") from err
+        return f'<{tag} class="arithmatex">{mathml}</{tag}>'
+
+    return MATH.sub(typeset, content)

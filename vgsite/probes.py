@@ -1,0 +1,85 @@
+"""What the topics measure: per-layer gradient norms, activation statistics and histograms.
+
+h_l is the output of block l (l = 1 is next to the input). The back-propagated signal is dL/dh_l;
+the weight gradient is dL/dW_l. Glorot & Bengio (2010) showed the two can tell different stories.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vgsite.nets import ACTIVATIONS, DeepMLP
+
+
+def derivative(activation: str, z: torch.Tensor) -> torch.Tensor:
+    """g'(z) elementwise, by autograd, for any activation in nets.ACTIVATIONS."""
+    z = z.detach().clone().requires_grad_(True)
+    ACTIVATIONS[activation]()(z).sum().backward()
+    return z.grad
+
+
+def max_derivative(activation: str) -> float:
+    return derivative(activation, torch.linspace(-10, 10, 20001)).abs().max().item()
+
+
+def saturated_fraction(activation: str, z: torch.Tensor, threshold=0.01) -> float:
+    """Share of units whose local slope |g'(z)| is below 1% of the activation's steepest slope.
+
+    For sigmoid and tanh these are saturated units; for ReLU, units that are off (z <= 0).
+    """
+    if activation == "linear":
+        return 0.0
+    slope = derivative(activation, z).abs()
+    return (slope < threshold * max_derivative(activation)).float().mean().item()
+
+
+def norm(t: torch.Tensor) -> float:
+    """L2 norm in float64: in float32 the squares of entries below ~1e-19 underflow and the norm reads 0."""
+    return t.detach().double().norm().item()
+
+
+def gradient_flow(model: DeepMLP, x, y, loss="ce") -> dict:
+    """One forward and backward pass; per-layer numbers for l = 1..depth."""
+    model.zero_grad(set_to_none=True)
+    out = model(x, keep=True)
+    value = F.cross_entropy(out, y) if loss == "ce" else F.mse_loss(out, y)
+    value.backward()
+    hidden = model.hidden
+    return {
+        "loss": value.item(),
+        "signal": [norm(h.grad) for h in hidden],
+        "weight": [norm(w.grad) for w in model.weights],
+        "act_mean": [h.mean().item() for h in hidden],
+        "act_std": [h.std().item() for h in hidden],
+        "saturated": [saturated_fraction(model.activation, b.z) for b in model.blocks],
+    }
+
+
+def random_batch(width, batch=64, classes=10, generator=None):
+    """Standard normal inputs and random labels: the probe the explorer and the tests share."""
+    x = torch.randn(batch, width, generator=generator)
+    y = torch.randint(0, classes, (batch,), generator=generator)
+    return x, y
+
+
+def probe_at_init(depth, width, batch=64, seed=0, **net) -> dict:
+    """Gradient flow through a freshly initialised network on a random batch."""
+    torch.manual_seed(seed)
+    model = DeepMLP(depth, width, **net)
+    x, y = random_batch(width, batch)
+    return gradient_flow(model, x, y)
+
+
+def log_ratio(signal) -> float:
+    """log10(||dL/dh_1|| / ||dL/dh_L||): below 0 vanishing, above 0 exploding."""
+    first, last = signal[0], signal[-1]
+    if first == 0:
+        return float("-inf")
+    return float(np.log10(first / last))
+
+
+def log_histogram(t: torch.Tensor, bins) -> dict:
+    """Histogram of log10|t|; exact zeros are counted apart, since a log axis cannot show them."""
+    v = t.detach().abs().flatten().double()
+    zeros = int((v == 0).sum())
+    counts, edges = np.histogram(torch.log10(v[v > 0]).numpy(), bins=bins)
+    return {"counts": counts, "edges": edges, "zeros": zeros, "total": v.numel()}

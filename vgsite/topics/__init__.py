@@ -1,0 +1,1 @@
+"""One module per topic; vgsite.registry.TOPICS lists them in reading order."""
