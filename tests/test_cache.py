@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import run_vgsite
 
 TOPIC = "vanishing"
@@ -82,23 +84,29 @@ def test_a_failing_experiment_keeps_earlier_results_and_a_valid_manifest(project
     assert "code changed" in run_vgsite(project, "list").stdout
 
 
-def test_an_interrupted_run_keeps_what_finished_and_the_next_run_carries_on(project):
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_an_interrupted_run_keeps_what_finished_and_the_next_run_carries_on(project, how):
     module = project / "vgsite" / "topics" / f"{TOPIC}.py"
     edit(module, "def depth_sweep(cfg):\n",
          "def depth_sweep(cfg):\n    import os, time; time.sleep(120 if os.environ.get('SLOW') else 0)\n")
     env = {**os.environ, "PYTHONPATH": str(project), "NO_COLOR": "1", "SLOW": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "vgsite", "figures", "-j", "1"], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal, even when pytest itself runs in the background
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:
         entries = manifest(project) if (project / "figures" / "manifest.json").exists() else {}
         if len(entries) == 2:
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(how)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out + err
-    assert "Interrupted: 2 finished experiments were kept" in err
+    if how == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 130, out + err
+        assert "Interrupted: 2 finished experiments were kept" in err
     assert set(manifest(project)) == {f"{TOPIC}/activation-derivatives", f"{TOPIC}/gradient-norms"}
     assert not list((project / "figures").rglob("*.tmp"))
 

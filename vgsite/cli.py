@@ -1,6 +1,7 @@
 """The vgsite command line: run the experiments, build and serve the site."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,10 @@ def figures(topics, force, jobs, device):
     return run_figures(topics, force, jobs, device)
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_figures(topics, force, jobs, device) -> int:
     chosen = select(topics)
     check_device(device)
@@ -92,12 +97,15 @@ def run_figures(topics, force, jobs, device) -> int:
         click.echo(f"[{len(done)}/{len(todo)}] {mark} {outcome.exp_id}  {outcome.seconds:.1f} s"
                    + ("" if outcome.ok else f"  {outcome.error}"))
 
+    previous = signal.signal(signal.SIGTERM, interrupt)  # a kill stops as cleanly as Ctrl-C
     try:
         outcomes = runner.run(todo, jobs, device, on_done=progress)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted: {sum(o.ok for o in done)} finished experiments were kept; "
                    "run again to carry on.", err=True)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     by_id = {o.exp_id: o for o in outcomes}
     rows = []
     for e in chosen:

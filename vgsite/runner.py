@@ -173,6 +173,8 @@ def run(experiments: list[Experiment], jobs: int, device: str = "cpu", figures: 
     Outputs and the manifest are replaced atomically, so an interruption at any point leaves the
     earlier results and a valid manifest; the next run carries on from there.
     """
+    for stale in figures.rglob(".*.tmp"):  # left by a process killed mid-write
+        stale.unlink()
     manifest = read_manifest(figures)
     experiments = sorted(experiments, key=lambda e: -manifest.get(e.id, {}).get("seconds", 1e9))
     outcomes = []
