@@ -50,8 +50,9 @@ def test_list_shows_every_experiment_and_its_status(built_project):
     assert all(" ".join(r[2:5]) == "up to date" for r in rows if r[0] == "vanishing")
 
 
-def test_help_lists_the_commands(built_project):
-    result = run_vgsite(built_project, "--help")
+@pytest.mark.parametrize("args", [["--help"], []])
+def test_help_lists_the_commands(built_project, args):
+    result = run_vgsite(built_project, *args)
     assert result.returncode == 0
     for command in ("list", "figures", "build", "serve", "clean"):
         assert f"  {command} " in result.stdout

@@ -44,9 +44,12 @@ device_option = click.option("--device", type=click.Choice(["cpu", "cuda"]), def
 force_option = click.option("--force", is_flag=True, help="Run even the experiments that are up to date.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli():
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+@click.pass_context
+def cli(ctx):
     """Experiments on vanishing and exploding gradients, and the site that shows them."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 @cli.command("list")
