@@ -3,6 +3,8 @@
 h_l is the output of block l (l = 1 is next to the input). The back-propagated signal is dL/dh_l;
 the weight gradient is dL/dW_l. Glorot & Bengio (2010) showed the two can tell different stories.
 """
+from functools import lru_cache
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,19 +19,21 @@ def derivative(activation: str, z: torch.Tensor) -> torch.Tensor:
     return z.grad
 
 
+@lru_cache(maxsize=None)
 def max_derivative(activation: str) -> float:
     return derivative(activation, torch.linspace(-10, 10, 20001)).abs().max().item()
 
 
-def saturated_fraction(activation: str, z: torch.Tensor, threshold=0.01) -> float:
+def saturated_fraction(activation: str, z: torch.Tensor, threshold=0.01):
     """Share of units whose local slope |g'(z)| is below 1% of the activation's steepest slope.
 
     For sigmoid and tanh these are saturated units; for ReLU, units that are off (z <= 0).
+    z of shape (batch, units) gives one number; (layers, batch, units) gives a list, one per layer.
     """
     if activation == "linear":
-        return 0.0
-    slope = derivative(activation, z).abs()
-    return (slope < threshold * max_derivative(activation)).float().mean().item()
+        return 0.0 if z.dim() < 3 else [0.0] * len(z)
+    flat = (derivative(activation, z).abs() < threshold * max_derivative(activation)).float()
+    return flat.mean().item() if z.dim() < 3 else flat.mean(dim=(1, 2)).tolist()
 
 
 def norm(t: torch.Tensor) -> float:
@@ -50,7 +54,7 @@ def gradient_flow(model: DeepMLP, x, y, loss="ce") -> dict:
         "weight": [norm(w.grad) for w in model.weights],
         "act_mean": [h.mean().item() for h in hidden],
         "act_std": [h.std().item() for h in hidden],
-        "saturated": [saturated_fraction(model.activation, b.z) for b in model.blocks],
+        "saturated": saturated_fraction(model.activation, torch.stack([b.z for b in model.blocks])),
     }
 
 

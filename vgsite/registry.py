@@ -9,6 +9,7 @@ from typing import Callable
 
 # Reading order of the site. To add a topic: write vgsite/topics/<name>.py and docs/<name>.md, add the name here.
 TOPICS = (
+    "overview",
     "vanishing",
 )
 
