@@ -50,3 +50,25 @@ def test_no_page_loads_anything_from_another_host(site_dir):
 def test_every_module_has_a_code_page(site_dir):
     assert (site_dir / "code" / "vgsite.topics.vanishing" / "index.html").is_file()
     assert "gradient_norms" in (site_dir / "code" / "vgsite.topics.vanishing" / "index.html").read_text()
+
+
+def test_a_broken_link_anchor_or_image_fails_the_build_and_keeps_the_old_site(site_dir, tmp_path):
+    import shutil
+
+    from conftest import ROOT, copy_project, run_vgsite
+
+    project = copy_project(tmp_path / "project")
+    shutil.rmtree(project / "figures")
+    shutil.copytree(ROOT / "figures", project / "figures")  # up to date: only MkDocs runs
+    assert run_vgsite(project, "build", "-j", "1").returncode == 0
+    index = (project / "site" / "index.html").read_bytes()
+    for broken in ("[x](nosuchpage.md)", "[x](vanishing.md#no-such-anchor)", "![x](figures/nosuch.png)"):
+        page = project / "docs" / "index.md"
+        original = page.read_text()
+        page.write_text(original + f"\n{broken}\n")
+        result = run_vgsite(project, "build", "-j", "1")
+        page.write_text(original)
+        assert result.returncode == 1, broken
+        assert "Site build failed" in result.stderr
+        assert (project / "site" / "index.html").read_bytes() == index
+        assert not list(project.glob(".site-*"))

@@ -144,7 +144,7 @@ MKDOCS_ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
 def build_site(dest: Path) -> int:
     """Build into a fresh folder beside `dest`, then swap it in: a failed build leaves the old site whole."""
     tmp = Path(tempfile.mkdtemp(prefix=".site-", dir=dest.parent))
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "--quiet",
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--clean",
                            "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(tmp)], cwd=ROOT,
                           env=MKDOCS_ENV)
     if proc.returncode:
