@@ -37,44 +37,45 @@ def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_its_topic(projec
     assert "All 3 experiments are up to date." in again.stdout
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
+    assert run_vgsite(project, "figures", "overview", "-j", "1").returncode == 0
     edit(project / "vgsite" / "topics" / f"{TOPIC}.py", '"""Why gradients vanish', '"""Why gradients vanish (edited)')
-    edited = run_vgsite(project, "figures", "-j", "1")
+    edited = run_vgsite(project, "figures", TOPIC, "overview", "-j", "1")
     assert edited.returncode == 0
     assert "code changed" in edited.stdout
-    assert "3 ran, 0 failed" in edited.stdout
+    assert "3 ran, 0 failed, 1 up to date" in edited.stdout  # the edited topic only, not overview
     # Re-running made the same bytes, so no file was rewritten (mkdocs serve would reload otherwise).
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
 
 def test_an_edit_to_a_shared_module_reruns_the_topics_that_import_it(project):
-    assert run_vgsite(project, "figures", "-j", "1").returncode == 0
+    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
     edit(project / "vgsite" / "probes.py", '"""What the topics measure', '"""What the topics measure (edited)')
     result = run_vgsite(project, "list")
     assert "code changed" in result.stdout
     edit(project / "vgsite" / "cli.py", '"""The vgsite command line', '"""The vgsite command line (edited)')
-    assert run_vgsite(project, "figures", "-j", "1").returncode == 0
+    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
     edit(project / "vgsite" / "cli.py", "(edited)", "(edited twice)")  # no experiment imports the CLI
-    assert "All 3 experiments are up to date." in run_vgsite(project, "figures", "-j", "1").stdout
+    assert "All 3 experiments are up to date." in run_vgsite(project, "figures", TOPIC, "-j", "1").stdout
 
 
 def test_force_reruns_and_a_changed_output_is_detected(project):
-    assert run_vgsite(project, "figures", "-j", "1").returncode == 0
-    forced = run_vgsite(project, "figures", "--force", "-j", "1")
+    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
+    forced = run_vgsite(project, "figures", TOPIC, "--force", "-j", "1")
     assert "3 ran" in forced.stdout
     (project / "figures" / TOPIC / "depth-sweep.png").write_bytes(b"not a png")
     listing = run_vgsite(project, "list").stdout
     assert f"{TOPIC}/depth-sweep.png modified" in listing
-    assert "1 ran" in run_vgsite(project, "figures", "-j", "1").stdout
+    assert "1 ran" in run_vgsite(project, "figures", TOPIC, "-j", "1").stdout
 
 
 def test_a_failing_experiment_keeps_earlier_results_and_a_valid_manifest(project):
-    assert run_vgsite(project, "figures", "-j", "1").returncode == 0
+    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
     before = outputs(project)
     entry = manifest(project)[f"{TOPIC}/gradient-norms"]
     module = project / "vgsite" / "topics" / f"{TOPIC}.py"
     edit(module, "def gradient_norms(cfg):\n", "def gradient_norms(cfg):\n    raise RuntimeError('boom')\n")
 
-    result = run_vgsite(project, "figures", "-j", "2")
+    result = run_vgsite(project, "figures", TOPIC, "-j", "2")
     assert result.returncode == 1
     assert f"FAIL {TOPIC}/gradient-norms" in result.stdout
     assert "RuntimeError: boom" in result.stdout
@@ -90,7 +91,7 @@ def test_an_interrupted_run_keeps_what_finished_and_the_next_run_carries_on(proj
     edit(module, "def depth_sweep(cfg):\n",
          "def depth_sweep(cfg):\n    import os, time; time.sleep(120 if os.environ.get('SLOW') else 0)\n")
     env = {**os.environ, "PYTHONPATH": str(project), "NO_COLOR": "1", "SLOW": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "vgsite", "figures", "-j", "1"], cwd=project, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "vgsite", "figures", TOPIC, "-j", "1"], cwd=project, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             # as from a terminal, even when pytest itself runs in the background
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -110,7 +111,7 @@ def test_an_interrupted_run_keeps_what_finished_and_the_next_run_carries_on(proj
     assert set(manifest(project)) == {f"{TOPIC}/activation-derivatives", f"{TOPIC}/gradient-norms"}
     assert not list((project / "figures").rglob("*.tmp"))
 
-    result = run_vgsite(project, "figures", "-j", "1")
+    result = run_vgsite(project, "figures", TOPIC, "-j", "1")
     assert "Running 1 of 3 experiments" in result.stdout
 
 

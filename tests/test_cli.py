@@ -11,7 +11,7 @@ def snapshot(root):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["figures", "nosuchtopic"], "unknown topic 'nosuchtopic'; choose from: vanishing"),
+    (["figures", "nosuchtopic"], "unknown topic 'nosuchtopic'; choose from: overview, "),
     (["figures", "--jobs", "0"], "'--jobs'"),
     (["figures", "--jobs", "two"], "'--jobs'"),
     (["figures", "--device", "tpu"], "'tpu' is not one of 'cpu', 'cuda'"),
