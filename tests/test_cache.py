@@ -126,3 +126,26 @@ def test_outputs_are_byte_identical_whatever_the_number_of_jobs(tmp_path):
     assert len(outputs(one)) == 6
     for data in outputs(one).values():
         assert b"Software" not in data and b"Date" not in data
+
+
+def _record_many(figures, worker):
+    from vgsite.runner import update_manifest
+
+    for j in range(40):
+        update_manifest(f"topic/exp-{worker}-{j}", {"seconds": j}, figures)
+
+
+def test_two_runs_at_once_keep_each_others_manifest_entries(tmp_path):
+    import multiprocessing
+
+    from vgsite.runner import read_manifest
+
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_record_many, args=(tmp_path, w)) for w in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+        assert w.exitcode == 0
+    assert len(read_manifest(tmp_path)) == 3 * 40
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]  # no lock file or temp file left

@@ -5,6 +5,7 @@ imports, transitively), its configuration, the library versions and every output
 manifest entry written when it last ran.
 """
 import ast
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -90,6 +91,19 @@ def read_manifest(figures: Path = FIGURES) -> dict:
 
 def write_manifest(entries: dict, figures: Path = FIGURES):
     write_if_changed(figures / MANIFEST, json_bytes({"experiments": entries}))
+
+
+def update_manifest(exp_id: str, entry: dict, figures: Path = FIGURES):
+    """Re-read, change one entry, write back, under a lock: two runs at once keep each other's entries."""
+    figures.mkdir(parents=True, exist_ok=True)
+    folder = os.open(figures, os.O_RDONLY)  # the lock is on figures/ itself: no lock file to clean up
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        entries = read_manifest(figures)
+        entries[exp_id] = entry
+        write_manifest(entries, figures)
+    finally:
+        os.close(folder)  # closing releases the lock
 
 
 def staleness(exp: Experiment, entry: dict | None, device: str, figures: Path = FIGURES) -> str | None:
@@ -183,9 +197,9 @@ def run(experiments: list[Experiment], jobs: int, device: str = "cpu", figures: 
         if raw["ok"]:
             for path, data in raw["files"].items():
                 write_if_changed(figures / path, data)
-            manifest[exp.id] = {**key(exp, device), "seconds": round(raw["seconds"], 2),
-                                "outputs": {path: sha(data) for path, data in sorted(raw["files"].items())}}
-            write_manifest(manifest, figures)
+            entry = {**key(exp, device), "seconds": round(raw["seconds"], 2),
+                     "outputs": {path: sha(data) for path, data in sorted(raw["files"].items())}}
+            update_manifest(exp.id, entry, figures)
             outcome = Outcome(exp.id, True, raw["seconds"])
         else:
             outcome = Outcome(exp.id, False, error=raw["error"], traceback=raw["traceback"])
