@@ -5,6 +5,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# As in the experiments (vgsite.runner.execute): one torch thread, so the numbers the tests check are the
+# ones the figures show, and pytest's processes do not oversubscribe the cores.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -87,3 +87,43 @@ def log_histogram(t: torch.Tensor, bins) -> dict:
     zeros = int((v == 0).sum())
     counts, edges = np.histogram(torch.log10(v[v > 0]).numpy(), bins=bins)
     return {"counts": counts, "edges": edges, "zeros": zeros, "total": v.numel()}
+
+
+class TrainingRecorder:
+    """An on_step for train.fit that records per-layer numbers while a network trains.
+
+    Every `every` steps: the weight-gradient norms ||dL/dW_l|| of the training batch (`weight_grad`, at `steps`)
+    and the relative size of the update that step made, ||W_l(after) - W_l(before)|| / ||W_l(before)||
+    (`update_ratio`, at `update_steps`), measured from the weights themselves, so it holds for any optimizer.
+    With probe=(x, y), every `probe_every` steps it also runs gradient_flow on that fixed batch and keeps the dict
+    in `flows` (at `flow_steps`); the training gradients and any BatchNorm statistics are put back afterwards.
+    """
+
+    def __init__(self, probe=None, probe_every=10, every=1):
+        self.probe, self.probe_every, self.every = probe, probe_every, every
+        self.steps, self.weight_grad = [], []
+        self.update_steps, self.update_ratio = [], []
+        self.flow_steps, self.flows = [], []
+        self._before = None
+
+    def __call__(self, step, model):
+        weights = model.weights
+        if self._before is not None and self._before[0] == step - 1:
+            self.update_steps.append(step - 1)
+            self.update_ratio.append([norm(w - b) / norm(b) for w, b in zip(weights, self._before[1])])
+        self._before = None
+        if step % self.every == 0:
+            self.steps.append(step)
+            self.weight_grad.append([norm(w.grad) if w.grad is not None else 0.0 for w in weights])
+            self._before = (step, [w.detach().clone() for w in weights])
+        if self.probe is not None and step % self.probe_every == 0:
+            params = list(model.parameters())
+            grads = [p.grad for p in params]
+            buffers = [b.clone() for b in model.buffers()]
+            self.flows.append(gradient_flow(model, *self.probe))
+            self.flow_steps.append(step)
+            for p, g in zip(params, grads):
+                p.grad = g
+            with torch.no_grad():
+                for b, saved in zip(model.buffers(), buffers):
+                    b.copy_(saved)

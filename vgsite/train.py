@@ -33,6 +33,16 @@ def accuracy(model, x, y) -> float:
     return acc
 
 
+def dataset_loss(model, x, y) -> float:
+    """Mean cross-entropy over a whole data set (eval mode, no gradients): a final loss without minibatch noise."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        value = F.cross_entropy(model(x), y).item()
+    model.train(was_training)
+    return value
+
+
 def fit(model, data, steps, lr=0.1, batch_size=64, optimizer="sgd", momentum=0.0, clip=None,
         every=10, on_step=None, seed=0):
     """Minibatch training with cross-entropy; returns the history sampled every `every` steps.
