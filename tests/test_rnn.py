@@ -1,0 +1,94 @@
+"""The numbers behind the 'Vanishing through time' page, on small configurations."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vgsite.registry import load
+from vgsite.rnns import ADDING_BASELINE, SequenceModel, adding_problem, gradient_through_time, train_sequence
+
+EXPERIMENTS = load()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+def test_adding_problem_has_two_marks_and_the_baseline_is_one_sixth():
+    x, y = adding_problem(200_000, 10, torch.Generator().manual_seed(0))
+    marks = x[:, :, 1]
+    assert (marks.sum(1) == 2).all()
+    assert (marks[:, :5].sum(1) == 1).all() and (marks[:, 5:].sum(1) == 1).all()
+    assert torch.allclose(y[:, 0], (x[:, :, 0] * marks).sum(1))
+    # the sum of two independent U(0, 1) has mean 1 and variance 2/12: always answering 1 scores MSE 1/6
+    assert y.mean().item() == pytest.approx(1.0, abs=0.005)
+    assert ((y - 1) ** 2).mean().item() == pytest.approx(ADDING_BASELINE, rel=0.02)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "linear"])
+def test_step_by_step_run_computes_what_the_fused_layer_does(kind):
+    torch.manual_seed(0)
+    model = SequenceModel(kind, hidden=8)
+    x, _ = adding_problem(5, 12, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(x, keep=True), atol=1e-6)
+    assert len(model.hidden) == 12
+
+
+def test_linear_rnn_follows_rho_to_the_k_exactly_for_orthogonal_weights_only():
+    data = EXPERIMENTS["rnn/linear-rnn"](length=40, hidden=16, batch=16).data
+    for rho, run in data["orthogonal"].items():
+        assert run["max_rel_error"] < 0.01, rho
+    for rho, run in data["gaussian"].items():  # a non-normal W: same radius, only roughly the same decay
+        assert run["max_rel_error"] > 0.05, rho
+
+
+def test_vanilla_rnn_gradient_is_bounded_by_powers_of_the_spectral_norm():
+    # dL/dh_(t-1) = W^T (tanh'(z_t) * dL/dh_t) and tanh' <= 1, so each step multiplies by at most ||W_hh||_2
+    torch.manual_seed(0)
+    model = SequenceModel("rnn", hidden=16)
+    x, y = adding_problem(32, 40, torch.Generator().manual_seed(1))
+    signal = np.array(gradient_through_time(model, x, y))[::-1]
+    spectral = torch.linalg.matrix_norm(model.recurrent_weight.detach().double(), ord=2).item()
+    assert spectral < 1
+    bound = signal[0] * spectral ** np.arange(len(signal))
+    assert np.all(signal <= bound * (1 + 1e-6))
+
+
+def test_at_default_init_all_three_vanish_and_a_remembering_init_does_not():
+    nets = EXPERIMENTS["rnn/gradient-through-time-at-init"](length=60, seeds=(0, 1)).data["nets"]
+    for label in ("vanilla RNN (tanh), default init", "LSTM, default init (forget bias 0)",
+                  "GRU, default init (update bias 0)"):
+        assert nets[label]["log10_at_50"] < -7, label  # the page: about ten decades over 50 steps, all three
+    defaults = [nets[label]["log10_at_50"] for label in nets if "default" in label]
+    assert max(defaults) - min(defaults) < 2  # gated networks are no better than the vanilla one at default init
+    assert nets["LSTM, forget-gate bias 3"]["log10_at_50"] > -3
+    assert nets["GRU, update-gate bias 3"]["log10_at_50"] > -3
+    # the vanilla RNN as initialised is more than two decades below the LSTM initialised to remember
+    assert nets["vanilla RNN (tanh), default init"]["log10_at_50"] < nets["LSTM, forget-gate bias 3"]["log10_at_50"] - 2
+
+
+def test_a_gated_network_beats_the_baseline_after_a_short_training():
+    data = EXPERIMENTS["rnn/adding-20"](length=10, models=("gru",), steps=400, patience=400, test_size=500).data
+    gru = data["models"]["gru"]
+    assert gru["test_mse"] < ADDING_BASELINE / 4
+    assert gru["log10_after_at_end"] > gru["log10_before_at_end"]  # training opened the path back in time
+
+
+def test_the_vanilla_rnn_stays_at_the_baseline_on_a_longer_sequence():
+    data = EXPERIMENTS["rnn/adding-50"](length=40, models=("rnn",), steps=300, patience=None, test_size=500).data
+    assert data["models"]["rnn"]["test_mse"] > 0.8 * ADDING_BASELINE
+
+
+def test_the_loop_stops_when_solved_on_a_plateau_or_on_nan():
+    x, y = torch.zeros(4, 3, 2), torch.zeros(4, 1)
+    torch.manual_seed(0)
+    solved = train_sequence(SequenceModel("rnn", hidden=4), lambda g: (x, y), 500, lr=0.05, every=5, solved=1e-4)
+    assert solved["stopped"] == "solved" and solved["steps_run"] < 500
+    frozen = SequenceModel("rnn", hidden=4)
+    plateau = train_sequence(frozen, lambda g: (x, y + 1), 500, lr=0.0, every=5, patience=20)
+    assert plateau["stopped"] == "plateau" and plateau["steps_run"] == 25
+    blown = train_sequence(SequenceModel("rnn", hidden=4), lambda g: (x, y + math.inf), 50, every=5)
+    assert blown["stopped"] == "diverged" and math.isnan(blown["loss"][-1])

@@ -1,0 +1,191 @@
+"""Exploding gradients in recurrent networks, the cliffs behind them, and what norm clipping can and cannot do."""
+import math
+
+import numpy as np
+import torch
+from matplotlib.colors import LogNorm
+
+from vgsite.plots import figure, finish, log_line, mark_underflow
+from vgsite.probes import norm
+from vgsite.registry import Plot, Result, experiment
+from vgsite.rnns import ADDING_BASELINE, SequenceModel, adding_problem, gradient_through_time, train_sequence
+
+
+def one_unit_state(w, b, length, x0):
+    """Pascanu, Mikolov & Bengio's (2013) one-unit network x_t = w sigmoid(x_{t-1}) + b, run `length` steps from x0.
+
+    w and b are tensors of any (equal) shape: the whole parameter grid runs at once.
+    """
+    x = torch.full_like(w, x0)
+    for _ in range(length):
+        x = w * torch.sigmoid(x) + b
+    return x
+
+
+@experiment(length=50, x0=0.5, target=0.7, w_range=(0.0, 12.0), b_range=(-6.0, 2.0), grid=(481, 321),
+            slice_b=-2.5, slice_w=(3.0, 7.0), slice_points=8001)
+def cliff(cfg):
+    w = torch.linspace(*cfg.w_range, cfg.grid[0], dtype=torch.float64)
+    b = torch.linspace(*cfg.b_range, cfg.grid[1], dtype=torch.float64)
+    grid_w, grid_b = torch.meshgrid(w, b, indexing="xy")
+    surface = (one_unit_state(grid_w, grid_b, cfg.length, cfg.x0) - cfg.target) ** 2
+
+    ws = torch.linspace(*cfg.slice_w, cfg.slice_points, dtype=torch.float64, requires_grad=True)
+    loss = (one_unit_state(ws, torch.full_like(ws, cfg.slice_b), cfg.length, cfg.x0) - cfg.target) ** 2
+    (grad,) = torch.autograd.grad(loss.sum(), ws)
+    ws, loss, grad = ws.detach().numpy(), loss.detach().numpy(), grad.abs().numpy()
+    top = int(grad.argmax())
+    near = lambda w_at: int(np.abs(ws - w_at).argmin())
+
+    fig, (heat, along, slope) = figure(ncols=3, width=10.5, height=3.7)
+    image = heat.pcolormesh(w.numpy(), b.numpy(), surface.numpy() + 1e-6, norm=LogNorm(1e-3, surface.max().item()),
+                            cmap="viridis", shading="auto", rasterized=True)
+    fig.colorbar(image, ax=heat, label="loss L = (x₅₀ − 0.7)²")
+    heat.axhline(cfg.slice_b, color="white", ls="--", lw=1.2)
+    heat.annotate(f"slice b = {cfg.slice_b}", (cfg.w_range[0] + 0.3, cfg.slice_b), xytext=(0, 4),
+                  textcoords="offset points", color="white", fontsize=8.5)
+    heat.grid(False)
+    finish(heat, "recurrent weight w", "bias b", "Loss over (w, b)")
+    along.plot(ws, loss, color="#0072B2")
+    along.set_yscale("log")
+    finish(along, "recurrent weight w", "loss L", f"L along b = {cfg.slice_b}")
+    slope.plot(ws, grad, color="#D55E00")
+    slope.set_yscale("log")
+    slope.axvline(ws[top], color="0.4", ls=":", lw=1)
+    finish(slope, "recurrent weight w", "|∂L/∂w|", "Its gradient, along the same line")
+    data = {"slice_w": ws[::10], "slice_loss": loss[::10], "slice_grad": grad[::10],
+            "cliff_w": ws[top], "max_grad": grad[top], "median_grad": np.median(grad),
+            "loss_left_of_cliff": loss[near(ws[top] - 0.05)], "loss_right_of_cliff": loss[near(ws[top] + 0.05)],
+            "min_loss": loss.min(), "w_at_min_loss": ws[loss.argmin()],
+            "w_spacing": ws[1] - ws[0]}
+    return Result(data, [Plot(
+        "cliff", fig,
+        alt="Left: the loss of a one-unit recurrent network after 50 steps as a colour map over its recurrent "
+            "weight w and bias b, with a sharp boundary where the loss jumps by orders of magnitude. Middle: a slice "
+            f"at b = {cfg.slice_b}; the loss drops abruptly at w ≈ {data['cliff_w']:.2f}, from "
+            f"{data['loss_left_of_cliff']:.2g} just before the wall to {data['loss_right_of_cliff']:.2g} just after "
+            f"it. Right: the gradient along the "
+            f"slice spikes to {data['max_grad']:.2g} at the wall, against a median of {data['median_grad']:.2g}.",
+        caption=f"x_t = w·σ(x_(t−1)) + b from x_0 = {cfg.x0}, {cfg.length} steps, loss (x_{cfg.length} − "
+                f"{cfg.target})², as in Pascanu, Mikolov & Bengio (2013). Float64; the slice has "
+                f"{cfg.slice_points} points, and a finer one finds a higher spike.")])
+
+
+@experiment(hidden=32, length=50, batch=64, gain=1.5, lrs=(0.05, 0.1), clip=1.0, steps=600, every=10, seed=0,
+            loss_ylim=(0.05, 1e4), grad_ylim=(0.1, 1e9))
+def training(cfg):
+    """Plain SGD on a vanilla RNN started with large recurrent weights, with and without clipping."""
+    fig, (left, right) = figure(ncols=2, height=4.6)
+    data = {"clip": cfg.clip, "runs": {}}
+    colors = {(cfg.lrs[0], None): "#0072B2", (cfg.lrs[0], cfg.clip): "#56B4E9",
+              (cfg.lrs[-1], None): "#D55E00", (cfg.lrs[-1], cfg.clip): "#E69F00"}
+    for lr in cfg.lrs:
+        for clip in (None, cfg.clip):
+            torch.manual_seed(cfg.seed)
+            model = SequenceModel("rnn", hidden=cfg.hidden)
+            with torch.no_grad():
+                torch.nn.init.normal_(model.recurrent_weight, std=cfg.gain / math.sqrt(cfg.hidden))
+            history = train_sequence(model, lambda gen: adding_problem(cfg.batch, cfg.length, gen), cfg.steps,
+                                     lr=lr, optimizer="sgd", clip=clip, every=cfg.every, seed=cfg.seed)
+            label = f"lr {lr}, " + (f"clipped at {clip}" if clip else "no clipping")
+            color = colors.get((lr, clip))
+            steps, loss, grads = (np.array(history[k], dtype=float) for k in ("step", "loss", "grad_norm"))
+            ls = "-" if clip is None else "--"
+            for ax, values, top in ((left, loss, cfg.loss_ylim[1]), (right, grads, cfg.grad_ylim[1])):
+                ax.plot(steps, values, color=color, ls=ls, label=label)
+                over = np.isfinite(values) & (values > top)
+                if over.any():  # finite but off the scale: small triangles on the top edge
+                    ax.scatter(steps[over], np.full(over.sum(), 0.99), transform=ax.get_xaxis_transform(),
+                               marker="^", s=22, color=color, zorder=5, clip_on=False)
+                bad = ~np.isfinite(values)
+                if bad.any():  # nan or inf: mark it on the top edge, where the curve left the plot
+                    ax.scatter(steps[bad], np.full(bad.sum(), 0.97), transform=ax.get_xaxis_transform(),
+                               marker="X", s=70, color=color, zorder=5, clip_on=False)
+                    ax.annotate("nan", (steps[bad][0], 0.97), xycoords=("data", "axes fraction"), xytext=(6, -4),
+                                textcoords="offset points", color=color, fontweight="bold")
+            finite = grads[np.isfinite(grads)]
+            data["runs"][label] = {**history, "max_grad_norm": finite.max() if finite.size else math.nan,
+                                   "final_loss": history["loss"][-1], "max_loss": np.nanmax(loss),
+                                   "clipped_fraction": sum(history["clipped"]) / history["steps_run"]}
+    left.axhline(ADDING_BASELINE, color="0.3", ls=":", lw=1.1, label="always answer 1: MSE 1/6")
+    left.set_yscale("log")
+    right.set_yscale("log")
+    left.set_ylim(*cfg.loss_ylim)  # a diverging run leaves through the top edge
+    right.set_ylim(*cfg.grad_ylim)
+    right.axhline(cfg.clip, color="0.3", ls=":", lw=1.1, label=f"clipping threshold {cfg.clip}")
+    below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize=8)
+    finish(left, "training step", f"training MSE (mean of each {cfg.every} steps)", "Loss", **below)
+    finish(right, "training step", f"largest ‖∇θL‖ in each {cfg.every} steps, before clipping",
+           "Gradient norm", **below)
+    runs = data["runs"]
+    worst = max((r for r in runs.values() if math.isfinite(r["max_grad_norm"])), key=lambda r: r["max_grad_norm"])
+    return Result(data, [Plot(
+        "training", fig,
+        alt="Training loss and gradient norm of a vanilla RNN trained by plain gradient descent with two learning "
+            "rates, with and without clipping the gradient norm at 1, log scales. Without clipping, the gradient "
+            f"norm spikes to about {worst['max_grad_norm']:.1g} and the loss with it; at the larger learning rate "
+            "the loss becomes nan (marked by a cross on the top edge) and training stops. With clipping, both runs "
+            "stay near the baseline loss with gradient norms of order one.",
+        caption=f"{cfg.hidden}-unit tanh RNN, recurrent weights N(0, {cfg.gain}²/{cfg.hidden}) (spectral radius about "
+                f"{cfg.gain}), adding problem of length {cfg.length}, batches of {cfg.batch}, plain SGD, "
+                f"{cfg.steps} steps at most, seed {cfg.seed}. Solid: no clipping; dashed: global norm clipped at "
+                f"{cfg.clip}. Triangles on the top edge: values above the axis; a cross: the loss became nan.")])
+
+
+def step_contributions(model: SequenceModel, x, y):
+    """For a vanilla RNN: the norm of each time step's share of ∂L/∂W_hh, δ_t h_(t−1)ᵀ with δ_t = (1 − h_t²) ⊙ ∂L/∂h_t,
+    for t = T down to 2, and the global gradient norm over all parameters."""
+    gradient_through_time(model, x, y)
+    hidden = model.hidden  # each (1, batch, hidden), with .grad
+    shares = []
+    for t in range(len(hidden) - 1, 0, -1):  # step 1 has none: h_0 = 0
+        h = hidden[t].detach()[0]
+        delta = (1 - h ** 2) * hidden[t].grad[0]
+        shares.append(norm(delta.T @ hidden[t - 1].detach()[0]))
+    total = math.sqrt(sum(norm(p.grad) ** 2 for p in model.parameters()))
+    return np.array(shares), total
+
+
+@experiment(hidden=32, length=50, batch=64, lr=0.05, clips=(None, 1.0, 0.05), steps=1500, every=25,
+            patience=800, test_size=1000, seed=0)
+def vanishing(cfg):
+    """Clipping on a vanishing problem: the vanilla RNN on the adding problem, with and without it."""
+    test = adding_problem(cfg.test_size, cfg.length, torch.Generator().manual_seed(20_000 + cfg.length))
+    fig, (left, right) = figure(ncols=2, height=4.6)
+    data = {"runs": {}}
+    colors = ("#0072B2", "#D55E00", "#009E73")
+    for clip, color, ls in zip(cfg.clips, colors, ("-", "--", ":")):
+        torch.manual_seed(cfg.seed)
+        model = SequenceModel("rnn", hidden=cfg.hidden)
+        history = train_sequence(model, lambda gen: adding_problem(cfg.batch, cfg.length, gen), cfg.steps,
+                                 lr=cfg.lr, optimizer="sgd", clip=clip, every=cfg.every, seed=cfg.seed,
+                                 patience=cfg.patience, test=test)
+        label = f"clipped at {clip}" if clip else "no clipping"
+        left.plot(history["step"], history["loss"], color=color, ls=ls,
+                  label=f"{label}: test MSE {history['test_mse']:.3f}")
+        shares, total = step_contributions(model, *test)
+        factor = min(1.0, clip / total) if clip else 1.0
+        log_line(right, np.arange(len(shares)), shares * factor, label=f"{label} (×{factor:.3g})", color=color, ls=ls)
+        data["runs"][label] = {**history, "clipped_fraction": sum(history["clipped"]) / history["steps_run"],
+                               "shares": shares, "clip_factor": factor, "grad_norm_after": total,
+                               "log10_far_over_near": np.log10(shares[-1] / shares[0]),
+                               "log10_far_over_near_clipped": np.log10(shares[-1] * factor / (shares[0] * factor))}
+    left.axhline(ADDING_BASELINE, color="0.3", ls=":", lw=1.1, label="always answer 1: MSE 1/6")
+    below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    finish(left, "training step", f"training MSE (mean of each {cfg.every} steps)",
+           f"Vanilla RNN, adding problem, length {cfg.length}", **below)
+    finish(right, "distance back in time T − t (steps)", "‖share of ∂L/∂W_hh from step t‖",
+           "After training: ∂L/∂W_hh by time step", **below)
+    mses = ", ".join(f"{r['test_mse']:.3f}" for r in data["runs"].values())
+    return Result(data, [Plot(
+        "vanishing", fig,
+        alt="Left: training loss of a vanilla RNN on the adding problem of length "
+            f"{cfg.length} without clipping and with clipping at 1 and at 0.05; all three stay at the baseline of 1/6 "
+            f"(test MSE {mses}). Right, log scale: each time "
+            "step's share of the recurrent weight gradient after training, against the distance back in time; the "
+            "clipped curves are the unclipped one shifted down, equally at every distance, so the share from far "
+            "back stays as many orders of magnitude below the recent one.",
+        caption=f"{cfg.hidden}-unit tanh RNN, PyTorch's default initialisation, plain SGD at learning rate {cfg.lr}, "
+                f"batches of {cfg.batch}, at most {cfg.steps} steps (stopped after {cfg.patience} steps without a 5% "
+                f"improvement), seed {cfg.seed}. Right: shares on {cfg.test_size} test sequences, each multiplied by "
+                "the factor min(1, c/‖g‖) clipping at c would apply to that gradient.")])
