@@ -10,7 +10,19 @@ from typing import Callable
 # Reading order of the site. To add a topic: write vgsite/topics/<name>.py and docs/<name>.md, add the name here.
 TOPICS = (
     "overview",
+    "backprop",
     "vanishing",
+    "init",
+    "training",
+    "seeing",
+    "activations",
+    "batchnorm",
+    "residual",
+    "images",
+    "rnn",
+    "clipping",
+    "future",
+    "claims",
 )
 
 
