@@ -63,6 +63,7 @@ def list_(device):
         seconds = manifest.get(exp.id, {}).get("seconds")
         rows.append((exp.topic, exp.name, why or "up to date", f"{seconds:.1f} s" if seconds is not None else "-"))
     table(("topic", "experiment", "status", "last run"), rows)
+    list_notebooks()
 
 
 @cli.command()
@@ -79,6 +80,34 @@ def interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def run_with_progress(headline, where, todo, run, jobs, describe, kept) -> list | None:
+    """Say what runs and why, print a line as each item finishes, and stop as cleanly on a kill as on Ctrl-C.
+
+    todo is [(name, reason)]; run(on_done) does the work; describe(outcome) gives (name, time or error).
+    Returns the outcomes, or None when interrupted (what finished is kept).
+    """
+    workers = min(jobs, len(todo))
+    click.echo(f"{headline} on {workers} process{'es' if workers > 1 else ''}{where}.")
+    for name, reason in todo:
+        click.echo(f"  {name}: {reason}")
+    done = []
+
+    def progress(outcome):
+        done.append(outcome)
+        mark = click.style("ok  ", fg="green") if outcome.ok else click.style("FAIL", fg="red")
+        name, detail = describe(outcome)
+        click.echo(f"[{len(done)}/{len(todo)}] {mark} {name}  {detail}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)  # a kill stops as cleanly as Ctrl-C
+    try:
+        return run(progress)
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted: {sum(o.ok for o in done)} {kept} were kept; run again to carry on.", err=True)
+        return None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_figures(topics, force, jobs, device) -> int:
     chosen = select(topics)
     check_device(device)
@@ -88,27 +117,12 @@ def run_figures(topics, force, jobs, device) -> int:
     if not todo:
         click.echo(f"All {len(chosen)} experiments are up to date.")
         return 0
-    click.echo(f"Running {len(todo)} of {len(chosen)} experiments on {min(jobs, len(todo))} "
-               f"process{'es' if min(jobs, len(todo)) > 1 else ''} ({device}).")
-    for e in todo:
-        click.echo(f"  {e.id}: {reasons[e.id]}")
-    done = []
-
-    def progress(outcome):
-        done.append(outcome)
-        mark = click.style("ok  ", fg="green") if outcome.ok else click.style("FAIL", fg="red")
-        click.echo(f"[{len(done)}/{len(todo)}] {mark} {outcome.exp_id}  {outcome.seconds:.1f} s"
-                   + ("" if outcome.ok else f"  {outcome.error}"))
-
-    previous = signal.signal(signal.SIGTERM, interrupt)  # a kill stops as cleanly as Ctrl-C
-    try:
-        outcomes = runner.run(todo, jobs, device, on_done=progress)
-    except KeyboardInterrupt:
-        click.echo(f"\nInterrupted: {sum(o.ok for o in done)} finished experiments were kept; "
-                   "run again to carry on.", err=True)
+    outcomes = run_with_progress(
+        f"Running {len(todo)} of {len(chosen)} experiments", f" ({device})", [(e.id, reasons[e.id]) for e in todo],
+        lambda on_done: runner.run(todo, jobs, device, on_done=on_done), jobs,
+        lambda o: (o.exp_id, f"{o.seconds:.1f} s" if o.ok else o.error), "finished experiments")
+    if outcomes is None:
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     by_id = {o.exp_id: o for o in outcomes}
     rows = []
     for e in chosen:
@@ -131,11 +145,68 @@ def run_figures(topics, force, jobs, device) -> int:
 @jobs_option
 @device_option
 def build(force, jobs, device):
-    """Run the out-of-date experiments, then build the site into site/ (mkdocs build --strict)."""
+    """Run the out-of-date experiments and notebooks, then build the site into site/ (mkdocs build --strict)."""
     status = run_figures((), force, jobs, device)
     if status:
         return status
+    status = run_notebooks((), force, jobs)
+    if status:
+        return status
     return build_site(ROOT / "site")
+
+
+@cli.command("notebooks")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@force_option
+@jobs_option
+def notebooks_(names, force, jobs):
+    """Execute the companion notebooks that are out of date (docs/notebooks/NAME.ipynb into figures/notebooks/)."""
+    return run_notebooks(names, force, jobs)
+
+
+def run_notebooks(names, force, jobs) -> int:
+    from vgsite import notebooks
+
+    found = notebooks.sources()
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise click.BadParameter(f"no notebook {unknown[0]!r} in docs/notebooks/; choose from: {', '.join(found)}",
+                                 param_hint="NAME")
+    chosen = list(names) or list(found)
+    manifest = notebooks.read_manifest()
+    reasons = {n: "forced" if force else notebooks.staleness(found[n], manifest.get(n)) for n in chosen}
+    todo = [n for n in chosen if reasons[n]]
+    if not todo:
+        click.echo(f"All {len(chosen)} notebooks are up to date.")
+        return 0
+    outcomes = run_with_progress(
+        f"Executing {len(todo)} of {len(chosen)} notebooks", "", [(n, reasons[n]) for n in todo],
+        lambda on_done: notebooks.run(todo, jobs, on_done=on_done), jobs,
+        lambda o: (f"{o.name}.ipynb", f"{o.seconds:.1f} s ({o.cpu_seconds:.1f} s CPU)" if o.ok else o.error),
+        "executed notebooks")
+    if outcomes is None:
+        return 130
+    failed = [o for o in outcomes if not o.ok]
+    click.echo(f"{len(outcomes) - len(failed)} executed, {len(failed)} failed, {len(chosen) - len(outcomes)} up to "
+               f"date; {sum(o.seconds for o in outcomes):.1f} s of notebook time.")
+    for o in failed:
+        click.echo(("\n" + o.traceback.rstrip() + "\n" if o.traceback else "")
+                   + click.style("Notebook failed: ", fg="red") + o.error, err=True)
+    return 1 if failed else 0
+
+
+def list_notebooks():
+    from vgsite import notebooks
+
+    manifest = notebooks.read_manifest()
+    rows = []
+    for name, path in notebooks.sources().items():
+        why = notebooks.staleness(path, manifest.get(name))
+        seconds = manifest.get(name, {}).get("seconds")
+        rows.append((f"{name}.ipynb", why or "up to date", f"{seconds:.1f} s" if seconds is not None else "-"))
+    if rows:
+        click.echo()
+        table(("notebook", "status", "last run"), rows)
 
 
 MKDOCS_ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}

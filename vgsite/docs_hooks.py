@@ -9,6 +9,7 @@ from pathlib import Path
 
 from latex2mathml.converter import convert as latex_to_mathml
 from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 from vgsite import FIGURES, ROOT
@@ -30,6 +31,7 @@ def code_page_uri(module_path: str) -> str:
     return f"{CODE_DIR}/{Path(module_path).with_suffix('').as_posix().replace('/', '.')}.md"
 
 
+@event_priority(50)  # before mkdocs-jupyter's on_files, which turns the executed notebooks added here into pages
 def on_files(files, config):
     for path in sorted(FIGURES.rglob("*")):
         if path.is_file() and path.suffix in {".png", ".svg", ".json"} and not path.name.startswith("."):
@@ -44,6 +46,7 @@ def on_files(files, config):
         body = f"---\nsearch:\n  exclude: true\n---\n\n# `{rel}`\n\n```python\n{path.read_text()}```\n"
         files.append(File.generated(config, uri, content=body))
     files.append(File.generated(config, f"{CODE_DIR}/index.md", content="\n".join(index) + "\n"))
+    add_notebooks(files, config)
     return files
 
 
@@ -95,6 +98,8 @@ def on_page_markdown(markdown, page, config, files):
 
 def on_page_content(content, page, config, files):
     """Replace the TeX that pymdownx.arithmatex protected with MathML, which browsers typeset natively."""
+    if is_notebook_page(page):
+        content = notebooks.site_html(content, page, files)
 
     def typeset(match):
         tag, tex = match.group(1), html.unescape(match.group(2)).strip()
@@ -104,6 +109,30 @@ def on_page_content(content, page, config, files):
             mathml = latex_to_mathml(tex, display=display)
         except Exception as err:
             raise PluginError(f"{page.file.src_uri}: cannot typeset ${tex}$: {err}") from err
-        return f'<{tag} class="arithmatex">{mathml}</{tag}>'
+        # A wide display formula scrolls sideways on a phone; tabindex lets a keyboard scroll it too.
+        focus = ' tabindex="0"' if tag == "div" else ""
+        return f'<{tag} class="arithmatex"{focus}>{mathml}</{tag}>'
 
     return MATH.sub(typeset, content)
+
+
+# ---- Companion notebooks: docs/notebooks/NAME.ipynb is the source; the page shows its executed copy.
+
+from vgsite import notebooks  # noqa: E402
+
+
+def add_notebooks(files, config):
+    """Swap each source notebook for its executed copy in figures/notebooks/ (same URI: notebooks/NAME.ipynb)."""
+    for name in notebooks.sources():
+        uri = f"{notebooks.OUT_DIR}/{name}.ipynb"
+        executed = FIGURES / uri
+        if not executed.exists():
+            raise PluginError(f"notebook {uri} has not been executed: run `vgsite notebooks` (or `make`) first")
+        source = files.get_file_from_path(uri)
+        if source is not None:
+            files.remove(source)
+        files.append(File(uri, str(FIGURES), config["site_dir"], config["use_directory_urls"]))
+
+
+def is_notebook_page(page) -> bool:
+    return page.file.src_uri.endswith(".ipynb")
