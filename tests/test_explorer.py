@@ -1,0 +1,295 @@
+"""The in-browser gradient-flow explorer (docs/js/explorer.js) against vgsite's PyTorch probes, and its page.
+
+The explorer's random numbers are not torch's, so single draws differ; what must agree are the statistics: the
+mean over five draws on each side. Runs Debian's /usr/bin/chromium through playwright (never `playwright install`).
+"""
+import functools
+import http.server
+import math
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vgsite.probes import log_ratio, probe_at_init
+from vgsite.topics.vanishing import NETS, PER_LAYER_FACTOR
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "docs" / "js" / "explorer.js"
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+SEEDS = range(5)
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's /usr/bin/chromium for the browser")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as every experiment runs: many small ops are slower on two threads
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def js(browser):
+    """A blank page with explorer.js loaded: call window.vgExplorer.compute(config) in it."""
+    page = browser.new_page()
+    page.add_script_tag(path=str(SCRIPT))
+    assert page.evaluate("typeof window.vgExplorer.compute") == "function"
+    yield page
+    page.close()
+
+
+def js_draws(page, cfg):
+    """compute() for each seed: per draw the log10 first/last ratios, last-layer activation std, saturation."""
+    return page.evaluate("""([cfg, seeds]) => seeds.map(seed => {
+        const r = vgExplorer.compute(Object.assign({}, cfg, {seed}));
+        const L = r.layers;
+        return {signal: Math.log10(r.signal[0] / r.signal[L - 1]), weight: Math.log10(r.weight[0] / r.weight[L - 1]),
+                std: Math.log10(r.act_std[L - 1]), sat: r.saturated.reduce((a, b) => a + b) / L,
+                theory: r.theory.available ? r.theory.decades_per_layer : null};
+    })""", [cfg, list(SEEDS)])
+
+
+def torch_draws(cfg):
+    out = []
+    for seed in SEEDS:
+        flow = probe_at_init(cfg["depth"], cfg["width"], seed=seed, activation=cfg["act"], init=cfg["init"],
+                             gain=cfg.get("gain", 1.0), residual=cfg.get("res", False),
+                             norm=None if cfg.get("norm", "none") == "none" else cfg["norm"])
+        out.append({"signal": log_ratio(flow["signal"]), "weight": math.log10(flow["weight"][0] / flow["weight"][-1]),
+                    "std": math.log10(flow["act_std"][-1]), "sat": float(np.mean(flow["saturated"]))})
+    return out
+
+
+def mean(draws, key):
+    return float(np.mean([d[key] for d in draws]))
+
+
+def net(depth, act, init, width=32, **kw):
+    return dict(depth=depth, width=width, batch=64, act=act, init=init, **kw)
+
+
+# Depths 5, 20 and 50; every activation and initialisation; residual, batch- and layer-normalised networks.
+# Sigmoid stops at 40 layers: beyond, PyTorch's float32 gradient underflows to 0 and its log ratio is -inf.
+# 32 units wide, 64 at 50 layers, where the draws scatter more.
+CASES = [net(5, act, "default") for act in ("sigmoid", "tanh", "relu", "leaky_relu", "gelu", "selu")] + [
+    net(20, "tanh", init) for init in ("default", "xavier", "kaiming", "orthogonal", "normal")] + [
+    net(20, "gelu", "xavier"), net(20, "selu", "normal"), net(40, "sigmoid", "default"),
+    net(50, "relu", "kaiming", width=64), net(50, "relu", "normal", gain=2.0, width=64),
+    net(50, "tanh", "orthogonal", width=64),
+    net(20, "relu", "kaiming", res=True), net(20, "relu", "kaiming", norm="batch"),
+    net(20, "sigmoid", "default", norm="batch", res=True), net(20, "tanh", "default", norm="layer"),
+]
+
+
+def case_id(cfg):
+    extra = "".join(f"-{k}{cfg[k]}" for k in ("gain", "res", "norm") if k in cfg)
+    return f"{cfg['act']}-{cfg['init']}-d{cfg['depth']}-w{cfg['width']}{extra}"
+
+
+AGREEMENT = {}  # case id -> (explorer, torch): the mean log10 first/last ratio, printed at the end
+
+
+@pytest.mark.parametrize("cfg", CASES, ids=case_id)
+def test_explorer_matches_pytorch_probes(js, cfg):
+    ours, theirs = js_draws(js, cfg), torch_draws(cfg)
+    AGREEMENT[case_id(cfg)] = (mean(ours, "signal"), mean(theirs, "signal"))
+    # The gradient's first-to-last ratio, and the weight gradient's: the same within half a decade on average.
+    assert mean(ours, "signal") == pytest.approx(mean(theirs, "signal"), abs=0.5)
+    assert mean(ours, "weight") == pytest.approx(mean(theirs, "weight"), abs=0.5)
+    # The forward pass: the last layer's activation spread, same tolerance (it is a product over layers too).
+    assert mean(ours, "std") == pytest.approx(mean(theirs, "std"), abs=0.5)
+    # The share of saturated or dead units. A ReLU unit's share is set by its offset, fixed for the whole batch, so
+    # one draw of 32 units scatters by about 0.04 and a mean of five by 0.02: 0.1 is four standard errors of the gap.
+    assert mean(ours, "sat") == pytest.approx(mean(theirs, "sat"), abs=0.1)
+
+
+def test_report_agreement(capsys):
+    if AGREEMENT:
+        with capsys.disabled():
+            worst = max(abs(a - b) for a, b in AGREEMENT.values())
+            print(f"\nexplorer vs torch, mean log10(|dL/dh_1| / |dL/dh_L|) over 5 draws; worst gap {worst:.2f}")
+            for key, (a, b) in AGREEMENT.items():
+                print(f"  {key:40s} explorer {a:8.2f}  torch {b:8.2f}  gap {a - b:+.2f}")
+
+
+def test_theory_line_has_the_sites_per_layer_factors(js):
+    """The explorer's dashed line uses the factors of the 'Why gradients vanish' page (small-z limit)."""
+    settings = {"sigmoid, default init": ("sigmoid", "default"), "tanh, default init": ("tanh", "default"),
+                "ReLU, default init": ("relu", "default"), "ReLU, He init": ("relu", "kaiming")}
+    assert set(settings) == set(NETS)
+    for label, (act, init) in settings.items():
+        theory = js.evaluate("c => vgExplorer.theory(c).decades_per_layer", net(30, act, init, width=64))
+        assert theory == pytest.approx(math.log10(PER_LAYER_FACTOR[label]), abs=0.02), label
+    # no line where the simple theory does not hold
+    assert js.evaluate("c => vgExplorer.theory(c).available", net(10, "relu", "kaiming", norm="batch")) is False
+    assert js.evaluate("c => vgExplorer.theory(c).available", net(10, "relu", "kaiming", res=True)) is False
+
+
+def test_orthogonal_weights_are_orthogonal_and_float64(js):
+    gap = js.evaluate("""() => {
+        const a = vgExplorer.compute({depth: 30, width: 32, act: "tanh", init: "orthogonal", gain: 1});
+        const b = vgExplorer.compute({depth: 30, width: 32, act: "tanh", init: "orthogonal", gain: 1});
+        return Math.abs(a.signal[0] - b.signal[0]);   // cached weights: the same network twice
+    }""")
+    assert gap == 0
+    # a sigmoid network at 100 layers: far below float32's 1.4e-45, but not 0 in float64
+    first = js.evaluate("() => vgExplorer.compute({depth: 100, width: 64, act: 'sigmoid', init: 'default'}).signal[0]")
+    assert 0 < first < 1e-60
+
+
+def test_address_round_trips(js):
+    cfg = {"depth": 57, "width": 128, "act": "gelu", "init": "xavier", "gain": 1.4142, "res": True, "norm": "layer",
+           "seed": 3, "batch": 64}
+    back = js.evaluate("c => vgExplorer.parse('#' + vgExplorer.format(c))", cfg)
+    assert back == cfg
+    # unknown or out-of-range values fall back to the defaults instead of breaking the page
+    default = js.evaluate("() => vgExplorer.defaults")
+    assert js.evaluate("() => vgExplorer.parse('#act=swish&depth=-3&width=7&init=he')") == {**default, "init": "kaiming"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The built page: controls, plots, summary, address.
+
+@pytest.fixture(scope="module")
+def explorer_site(tmp_path_factory):
+    """The site as MkDocs builds it from the current pages and figures (no experiment runs; not strict: a broken
+    link on another page is test_site's business, not this file's)."""
+    out = tmp_path_factory.mktemp("explorer-site")
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--site-dir", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def served(explorer_site):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(explorer_site))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+def open_page(browser, url, explorer=True, **ctx):
+    context = browser.new_context(**ctx)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append("failed " + r.url))
+    hosts = []
+    page.on("request", lambda r: hosts.append(re.match(r"\w+://([^/]+)", r.url).group(1)))
+    page.goto(url)
+    if explorer:
+        page.wait_for_selector(".vgx-summary:not(:empty)", timeout=60_000)
+    return page, errors, hosts
+
+
+def grad_svg(page):
+    return page.inner_html(".vgx-panel-grad svg")
+
+
+def wait_change(page, selector, old):
+    page.wait_for_function("([s, old]) => document.querySelector(s).textContent !== old", arg=[selector, old],
+                           timeout=60_000)
+
+
+def test_page_controls_redraw_and_update_the_address(browser, served):
+    page, errors, hosts = open_page(
+        browser, served + "explorer/#depth=20&width=32&act=sigmoid&init=default&gain=1&res=0&norm=none&seed=0")
+    # the address restored the controls
+    assert page.input_value("#vgx1-depth") == "20"
+    assert page.input_value("#vgx1-width") == "32"
+    assert page.input_value("#vgx1-act") == "sigmoid"
+    summary = page.inner_text(".vgx-summary")
+    assert "vanishing" in summary and "layer 1" in summary
+    assert page.get_attribute(".vgx-summary", "aria-live") == "polite"
+    # every control has a label that names it
+    for control in page.query_selector_all(".vg-explorer input, .vg-explorer select"):
+        cid = control.get_attribute("id")
+        assert page.query_selector(f'label[for="{cid}"]'), cid
+        assert page.inner_text(f'label[for="{cid}"]').strip()
+    before, svg = summary, grad_svg(page)
+    page.select_option("#vgx1-act", "relu")
+    page.select_option("#vgx1-init", "kaiming")
+    page.wait_for_function("() => location.hash.includes('act=relu&init=kaiming')", timeout=60_000)
+    wait_change(page, ".vgx-summary", before)
+    assert "ReLU" in page.inner_text(".vgx-summary") and grad_svg(page) != svg
+    # keyboard: the depth slider with the arrow keys, the residual checkbox with the space bar
+    page.focus("#vgx1-depth")
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => location.hash.includes('depth=23&')", timeout=60_000)
+    page.focus("#vgx1-res")
+    page.keyboard.press("Space")
+    page.wait_for_function("() => location.hash.includes('res=1')", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('.vgx-summary').textContent.includes('23 layers')",
+                           timeout=60_000)
+    assert "residual" in page.inner_text(".vgx-summary")
+    # the x axis now runs to 23 and the dashed theory line is gone (no simple theory with residual connections)
+    page.wait_for_function("() => !document.querySelector('.vgx-panel-grad .vgx-dash')", timeout=60_000)
+    assert ">23<" in grad_svg(page)
+    # a shared link (here: a new hash) restores the controls
+    page.evaluate("location.hash = '#depth=12&width=16&act=tanh&init=orthogonal&gain=1.5&res=0&norm=layer&seed=2'")
+    page.wait_for_function("() => document.querySelector('.vgx-summary').textContent.includes('12 layers')",
+                           timeout=60_000)
+    assert page.input_value("#vgx1-init") == "orthogonal" and page.input_value("#vgx1-norm") == "layer"
+    assert page.input_value("#vgx1-seed") == "2"
+    assert not errors
+    assert set(hosts) == {served.split("/")[2]}
+
+
+def test_exact_zeros_are_marked_on_the_plot(browser, served):
+    """A ReLU layer 8 units wide can switch off entirely; below it the gradient is exactly 0, drawn as triangles."""
+    page, errors, _ = open_page(
+        browser, served + "explorer/#depth=30&width=8&act=relu&init=default&gain=0.3&res=0&norm=none&seed=0")
+    zeros = page.evaluate("() => vgExplorer.compute(vgExplorer.parse(location.hash)).signal.filter(v => v === 0).length")
+    assert zeros > 0
+    assert len(page.query_selector_all(".vgx-panel-grad .vgx-zero")) >= zeros
+    assert "exactly 0" in page.inner_text(".vgx-panel-grad .vgx-legend")
+    assert "exactly 0" in page.inner_text(".vgx-summary")
+    assert not errors
+
+
+def test_compact_explorer_on_the_home_page_links_to_the_full_one(browser, served):
+    page, errors, _ = open_page(browser, served, viewport={"width": 375, "height": 800})
+    assert page.query_selector(".vgx-compact .vgx-panel-grad svg path.vgx-line")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling on a phone
+    href = page.get_attribute(".vgx-compact .vgx-link", "href")
+    assert href.startswith("explorer/#depth=30&") and "act=sigmoid" in href
+    page.click(".vgx-compact .vgx-link")
+    page.wait_for_selector(".vgx-full .vgx-summary:not(:empty)", timeout=60_000)
+    assert page.input_value("#vgx1-act") == "sigmoid" and page.input_value("#vgx1-depth") == "30"
+    assert not errors
+
+
+def test_preset_links_on_the_vanishing_page_open_the_explorer_with_their_settings(browser, served, explorer_site):
+    html = (explorer_site / "vanishing" / "index.html").read_text()
+    links = re.findall(r'href="(\.\./explorer/#[^"]+)"', html)
+    assert len(links) >= 4
+    page, errors, _ = open_page(browser, served + "vanishing/", explorer=False)
+    page.click('a[href^="../explorer/#depth=50"]')
+    page.wait_for_selector(".vgx-full .vgx-summary:not(:empty)", timeout=60_000)
+    assert page.input_value("#vgx1-depth") == "50" and page.input_value("#vgx1-act") == "sigmoid"
+    assert "50 layers" in page.inner_text(".vgx-summary")
+    assert not errors

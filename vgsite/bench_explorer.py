@@ -1,0 +1,100 @@
+"""Time the gradient-flow explorer's recompute (docs/js/explorer.js) in headless Chromium: `make bench-explorer`.
+
+Loads the script into a blank page and times window.vgExplorer.compute with performance.now(): once cold (a new
+seed, so the weights are drawn too), then `runs` times warm (the weights cached, as while a slider other than the
+width or the seed is dragged), and reports the median, and the main thread's CPU time per run. Uses Debian's /usr/bin/chromium (never `playwright install`).
+
+    python -m vgsite.bench_explorer [--depth 100] [--widths 64,256] [--batch 64] [--runs 10] [--act tanh]
+"""
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from vgsite import ROOT
+
+SCRIPT = ROOT / "docs" / "js" / "explorer.js"
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+COLD = """cfg => {
+    const t0 = performance.now();
+    vgExplorer.compute(Object.assign({}, cfg, {seed: 1000 + Math.floor(Math.random() * 1e6)}));
+    const cold = performance.now() - t0;
+    vgExplorer.compute(cfg); vgExplorer.compute(cfg);          // warm-up: the weights are cached, the JIT has run
+    return cold;
+}"""
+WARM = """([cfg, runs]) => {
+    const warm = [];
+    for (let i = 0; i < runs; i++) {
+        const t = performance.now(); vgExplorer.compute(cfg); warm.push(performance.now() - t);
+    }
+    return warm;
+}"""
+
+
+def thread_time(cdp):
+    """CPU seconds of the page's main thread (Chrome's ThreadTime metric): unlike the wall clock, it does not
+    count the time the thread waited for a core on a busy machine."""
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return metrics.get("ThreadTime", float("nan"))
+
+
+def bench(depth=100, widths=(64, 256), batch=64, runs=10, act="tanh", init="default"):
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page()
+        page.add_script_tag(path=str(SCRIPT))
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        version = browser.version
+        for width in widths:
+            cfg = {"depth": depth, "width": width, "batch": batch, "act": act, "init": init, "seed": 0}
+            cold = page.evaluate(COLD, cfg)
+            before = thread_time(cdp)
+            warm = page.evaluate(WARM, [cfg, runs])
+            cpu_ms = (thread_time(cdp) - before) * 1000 / runs
+            rows.append({"depth": depth, "width": width, "batch": batch, "act": act, "init": init,
+                         "cold_ms": cold, "median_ms": statistics.median(warm), "min_ms": min(warm),
+                         "cpu_ms": cpu_ms, "runs": runs,
+                         "multiply_adds": depth * (2 * batch * width * width + batch * batch * width)})
+        browser.close()
+    return version, rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--depth", type=int, default=100)
+    ap.add_argument("--widths", default="64,256", help="comma-separated widths (default 64,256)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--act", default="tanh")
+    ap.add_argument("--init", default="default")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = ap.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"{CHROMIUM} not found: the benchmark needs Debian's chromium", file=sys.stderr)
+        return 1
+    version, rows = bench(args.depth, tuple(int(w) for w in args.widths.split(",")), args.batch, args.runs,
+                          args.act, args.init)
+    if args.json:
+        print(json.dumps({"chromium": version, "rows": rows}, indent=1))
+        return 0
+    print(f"explorer recompute in headless Chromium {version}, {args.act}, {args.init} init, batch {args.batch}")
+    print(f"{'depth':>5} {'width':>5} {'cold ms':>9} {'median ms':>10} {'min ms':>8} {'CPU ms':>8} {'GMAC/s':>7}")
+    for r in rows:
+        rate = r["multiply_adds"] / r["cpu_ms"] / 1e6
+        print(f"{r['depth']:>5} {r['width']:>5} {r['cold_ms']:>9.1f} {r['median_ms']:>10.1f} {r['min_ms']:>8.1f} "
+              f"{r['cpu_ms']:>8.1f} {rate:>7.2f}")
+    print(f"median and min: wall clock over {args.runs} warm runs (weights cached); CPU: the main thread's CPU time "
+          "per run, which a busy machine does not inflate; cold: the first run, drawing the weights too")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
