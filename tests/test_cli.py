@@ -44,7 +44,8 @@ def test_cuda_without_a_gpu_is_a_usage_error(built_project):
 def test_list_shows_every_experiment_and_its_status(built_project):
     result = run_vgsite(built_project, "list")
     assert result.returncode == 0
-    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    experiments_table = result.stdout.split("\n\n")[0]  # the notebooks' table follows
+    rows = [line.split() for line in experiments_table.splitlines()[1:]]
     assert {(r[0], r[1]) for r in rows} >= {("vanishing", "gradient-norms"), ("vanishing", "depth-sweep"),
                                             ("vanishing", "activation-derivatives")}
     assert all(" ".join(r[2:5]) == "up to date" for r in rows if r[0] == "vanishing")
