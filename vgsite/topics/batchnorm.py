@@ -100,7 +100,7 @@ def explosion(cfg):
             f"{relu['log10_ratio'][-1]:.1f} decades at {depths[-1]} layers, close to its dashed prediction; tanh "
             f"less, sigmoid and linear nets least. ReLU with He initialisation and no batch norm stays at zero.",
         caption=f"Networks of width {cfg.width} with batch normalisation after every linear layer and no skip "
-                f"connections, one random batch of {cfg.batch} inputs, mean over {len(cfg.seeds)} seeds. Dashed: "
+                f"connections, one random batch of {cfg.batch} inputs, mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}. Dashed: "
                 "the large-width, large-batch prediction in the same colour.")])
 
 

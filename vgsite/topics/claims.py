@@ -139,7 +139,7 @@ def depth_expressivity(cfg):
             "stay near or below the shallow bound.",
         caption="Pieces counted from slope changes on a grid of "
                 f"{cfg.points + 1} points (the construction) or from changes of the on/off pattern of the units "
-                f"(random nets, mean over {len(cfg.seeds)} seeds). Depth buys exponentially many pieces only when "
+                f"(random nets, mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}). Depth buys exponentially many pieces only when "
                 "the weights are chosen for it.")])
 
 
@@ -262,7 +262,7 @@ def exploding_vs_vanishing(cfg):
             "theory marks. With batch normalisation every ReLU network explodes by the same 2.5 decades whatever "
             "its weight scale, as Yang et al. (2019) predict, and tanh by about one; adding residual connections "
             "brings all of them back within a decade of zero.",
-        caption=f"Fresh width-{cfg.width} MLPs on one random batch, mean over {len(cfg.seeds)} seeds. An "
+        caption=f"Fresh width-{cfg.width} MLPs on one random batch, mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}. An "
                 "initialisation that removes exploding gradients removes vanishing ones by the same token; batch "
                 "norm without skip connections makes gradients explode.")])
 

@@ -92,7 +92,7 @@ def norm_stacks(cfg):
             "branch-normalised one stays flat.",
         caption=f"Width {cfg.width}, ReLU, He initialisation, biases 0, LayerNorm with its default gain 1 and bias 0; "
                 f"one batch of {cfg.batch} standard-normal inputs with random labels, cross-entropy; geometric mean "
-                f"over {len(cfg.seeds)} seeds (left), mean of the log over seeds (right, log-scaled depth axis).")])
+                f"over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)} (left), mean of the log over seeds (right, log-scaled depth axis).")])
 
 
 ACTIVATION_NETS = {  # label: settings; LeCun's N(0, 1/n) for all but the He line
@@ -146,7 +146,7 @@ def selu(cfg):
             f"beside a dashed prediction of {data['selu_predicted_log10_first_over_last']:.2f}; ReLU with N(0, 1/n) "
             f"vanishes by {-nets['ReLU, N(0, 1/n)']['log10_first_over_last']:.0f} decades.",
         caption=f"Plain {cfg.depth}-layer perceptrons of width {cfg.width}, weights N(0, gain²/n), biases 0, "
-                f"at initialisation, on {cfg.batch} standard-normal inputs; mean over {len(cfg.seeds)} seeds "
+                f"at initialisation, on {cfg.batch} standard-normal inputs; mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)} "
                 "(gradients: geometric mean).")])
 
 
@@ -200,6 +200,6 @@ def isometry(cfg):
             f"nearly so (spread {d['tanh, orthogonal']['log10_max_over_min']:.1f} decades); with Gaussian weights "
             f"the same networks spread over {d['linear, Gaussian N(0, 1/n)']['log10_max_over_min']:.0f} (linear) and "
             f"{d['tanh, Gaussian N(0, 1/n)']['log10_max_over_min']:.0f} (tanh) decades.",
-        caption=f"One input of standard deviation 0.1, biases 0, float64, {len(cfg.seeds)} seeds (one line each). A gradient "
+        caption=f"One input of standard deviation 0.1, biases 0, float64, {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)} (one line each). A gradient "
                 "keeps its size through the network in every direction only when all singular values are near 1: "
                 "dynamical isometry.")])

@@ -48,5 +48,5 @@ def headline(cfg):
             "ReLU with He's variance 2/n stays at zero; ReLU with variance 4/n rises 0.15 decades per layer "
             "(exploding); a sigmoid network with batch normalisation and residual connections stays within about "
             "a decade of zero. Dashed theory lines lie on the measurements.",
-        caption=f"One random batch per network and seed, mean over {len(cfg.seeds)} seeds; dashed: the prediction "
+        caption=f"One random batch per network and seed, mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}; dashed: the prediction "
                 "from the per-layer factor √(n·Var(W)·E[g′²]).")])

@@ -107,7 +107,7 @@ def depth_sweep(cfg):
             f"{depths[-1]}); the residual net with batch norm rises only slowly, "
             f"{d['residual + BN']['log10_ratio'][-1]:.1f} decades at {depths[-1]} layers, on its dashed "
             "power-law prediction.",
-        caption=f"Mean over {len(cfg.seeds)} seeds, width {cfg.width}, one random batch of {cfg.batch}. Dashed: "
+        caption=f"Mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}, width {cfg.width}, one random batch of {cfg.batch}. Dashed: "
                 "(depth − 1)·log₁₀ of the per-layer factor for the plain nets; for the residual net with batch "
                 "norm the product of 1 + E[tanh′²]/Var(h_l), which grows like a power of the depth. The y-axis "
                 "is cut at −30.")])

@@ -112,5 +112,5 @@ def depth_sweep(cfg):
                                   "theoretical prediction for each network, lie on top of the measurements. "
                                   "Sigmoid's gradient underflows to exactly zero from 50 layers on, marked by "
                                   "triangles on the bottom edge.",
-                              caption=f"Mean over {len(cfg.seeds)} seeds (a triangle: at least one seed underflowed to 0). A straight line on this plot is "
+                              caption=f"Mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)} (a triangle: at least one seed underflowed to 0). A straight line on this plot is "
                                       "exponential decay: each layer multiplies the gradient by the same factor.")])
