@@ -73,6 +73,11 @@ def probe_at_init(depth, width, batch=64, seed=0, **net) -> dict:
     return gradient_flow(model, x, y)
 
 
+def ratio_by_depth(depths, seeds, width, batch=64, **net) -> np.ndarray:
+    """log_ratio of fresh networks: one row per depth, one column per seed. Straight in depth means exponential."""
+    return np.array([[log_ratio(probe_at_init(d, width, batch, s, **net)["signal"]) for s in seeds] for d in depths])
+
+
 def log_ratio(signal) -> float:
     """log10(||dL/dh_1|| / ||dL/dh_L||): below 0 vanishing, above 0 exploding."""
     first, last = signal[0], signal[-1]

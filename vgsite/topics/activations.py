@@ -4,7 +4,7 @@ import torch
 
 from vgsite.nets import ACTIVATIONS, DeepMLP
 from vgsite.plots import figure, finish
-from vgsite.probes import derivative, log_ratio, probe_at_init
+from vgsite.probes import ratio_by_depth, derivative, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import dataset_loss, digits, fit
 
@@ -72,8 +72,7 @@ def gradient_flow(cfg):
                     for s in cfg.seeds]
         rel = np.mean([np.log10(np.array(p) / p[-1]) for p in profiles], axis=0)
         left.plot(layers, rel, marker="o", ms=2.5, lw=1.4, label=label.replace(" (", "\n("), **style)
-        ratios = np.array([[log_ratio(probe_at_init(d, cfg.width, cfg.batch, s, **net(label))["signal"])
-                            for s in cfg.seeds] for d in depths])
+        ratios = ratio_by_depth(depths, cfg.seeds, cfg.width, cfg.batch, **net(label))
         mean = ratios.mean(axis=1)
         right.plot(depths, mean, marker="o", ms=3, lw=1.4, label=label, **style)
         slope_fit = float(np.polyfit(depths, mean, 1)[0])

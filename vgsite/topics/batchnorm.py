@@ -6,7 +6,7 @@ import torch
 
 from vgsite.nets import ACTIVATIONS, DeepMLP
 from vgsite.plots import figure, finish, log_line, mark_underflow
-from vgsite.probes import derivative, log_ratio, norm, probe_at_init
+from vgsite.probes import ratio_by_depth, derivative, log_ratio, norm, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import digits, fit
 
@@ -77,8 +77,7 @@ def explosion(cfg):
     depths = np.array(cfg.depths)
     data = {"depths": depths, "nets": {}}
     for label, (net, factor) in nets.items():
-        ratios = np.array([[log_ratio(probe_at_init(d, cfg.width, cfg.batch, s, **net)["signal"])
-                            for s in cfg.seeds] for d in depths])
+        ratios = ratio_by_depth(depths, cfg.seeds, cfg.width, cfg.batch, **net)
         mean = ratios.mean(axis=1)
         (line,) = ax.plot(depths, mean, marker="o", label=label)
         predicted = math.log10(factor) * (depths - 1)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from vgsite.plots import figure, finish, mark_underflow
-from vgsite.probes import log_ratio, probe_at_init
+from vgsite.probes import ratio_by_depth
 from vgsite.registry import Plot, Result, experiment
 
 # label: (network settings, predicted per-layer factor or None where no simple theory applies)
@@ -22,8 +22,7 @@ def headline(cfg):
     depths = np.array(cfg.depths)
     data = {"depths": depths, "nets": {}}
     for label, (net, factor) in NETS.items():
-        ratios = np.array([[log_ratio(probe_at_init(d, cfg.width, cfg.batch, s, **net)["signal"])
-                            for s in cfg.seeds] for d in depths])
+        ratios = ratio_by_depth(depths, cfg.seeds, cfg.width, cfg.batch, **net)
         mean = ratios.mean(axis=1)
         (line,) = ax.plot(depths, np.where(np.isfinite(mean), mean, np.nan), marker="o", label=label)
         mark_underflow(ax, depths, ~np.isfinite(mean), line.get_color(), label)

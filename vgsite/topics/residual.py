@@ -6,7 +6,7 @@ import torch
 
 from vgsite.nets import DeepMLP
 from vgsite.plots import figure, finish, log_line, mark_underflow
-from vgsite.probes import log_ratio, norm, probe_at_init
+from vgsite.probes import ratio_by_depth, log_ratio, norm, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 from vgsite.topics.batchnorm import bn_factor
 from vgsite.train import dataset_loss, digits, fit
@@ -80,8 +80,7 @@ def depth_sweep(cfg):
     depths = np.array(cfg.depths)
     data = {"depths": depths, "nets": {}}
     for label, net in NETS.items():
-        ratios = np.array([[log_ratio(probe_at_init(d, cfg.width, cfg.batch, s, **net)["signal"])
-                            for s in cfg.seeds] for d in depths])
+        ratios = ratio_by_depth(depths, cfg.seeds, cfg.width, cfg.batch, **net)
         mean = ratios.mean(axis=1)
         finite = np.isfinite(mean)
         (line,) = ax.plot(depths, np.where(finite, mean, np.nan), marker="o", label=label, **STYLES[label])

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from vgsite.plots import figure, finish, log_line, mark_underflow
-from vgsite.probes import derivative, log_ratio, probe_at_init
+from vgsite.probes import ratio_by_depth, derivative, log_ratio, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 
 NETS = {  # label: network settings
@@ -89,8 +89,7 @@ def depth_sweep(cfg):
     fig, ax = figure(height=3.8)
     data = {"depths": list(cfg.depths), "nets": {}}
     for label, net in NETS.items():
-        ratios = [[log_ratio(probe_at_init(d, cfg.width, cfg.batch, s, **net)["signal"]) for s in cfg.seeds]
-                  for d in cfg.depths]
+        ratios = ratio_by_depth(cfg.depths, cfg.seeds, cfg.width, cfg.batch, **net)
         mean = np.array([np.mean(r) for r in ratios])  # -inf where a first-layer gradient underflowed to 0
         (line,) = ax.plot(cfg.depths, np.where(np.isfinite(mean), mean, np.nan), marker="o", label=label)
         mark_underflow(ax, cfg.depths, ~np.isfinite(mean), line.get_color(), label)
