@@ -28,7 +28,7 @@ from pathlib import Path
 from vgsite import FIGURES, ROOT
 from vgsite.outputs import json_bytes, png_bytes, write_if_changed
 from vgsite.registry import TOPICS
-from vgsite.runner import is_module, seed_everything, sha, versions, vgsite_imports
+from vgsite.runner import changed, is_module, seed_everything, sha, versions, vgsite_imports
 
 SOURCES = ROOT / "docs" / "notebooks"
 OUT_DIR = "notebooks"  # under figures/
@@ -191,18 +191,8 @@ def staleness(path: Path, entry: dict | None, figures: Path = FIGURES) -> str | 
     """Why the notebook at `path` must be executed again, or None when its executed copy is current."""
     if not entry:
         return "never executed"
-    now = key(path)
-    for part, reason in (("source", "notebook changed"), ("code", "code changed"),
-                         ("versions", "library versions changed")):
-        if entry.get(part) != json.loads(json_bytes(now[part])):
-            return reason
-    for rel, digest in entry.get("outputs", {}).items():
-        file = figures / rel
-        if not file.exists():
-            return f"{rel} missing"
-        if sha(file.read_bytes()) != digest:
-            return f"{rel} modified"
-    return None
+    return changed(entry, key(path), {"source": "notebook changed", "code": "code changed",
+                                      "versions": "library versions changed"}, figures)
 
 
 # ---------------------------------------------------------------- executing

@@ -110,9 +110,17 @@ def staleness(exp: Experiment, entry: dict | None, device: str, figures: Path = 
     """Why `exp` must run again, or None when it is up to date."""
     if not entry:
         return "never run"
-    now = key(exp, device)
-    for part, reason in (("code", "code changed"), ("config", "configuration changed"),
-                         ("device", "device changed"), ("versions", "library versions changed")):
+    return changed(entry, key(exp, device), {"code": "code changed", "config": "configuration changed",
+                                             "device": "device changed", "versions": "library versions changed"},
+                   figures)
+
+
+def changed(entry: dict, now: dict, reasons: dict, figures: Path = FIGURES) -> str | None:
+    """The first reason whose part of `now` differs from the manifest entry, or an output missing or modified.
+
+    Shared by the experiments' and the notebooks' caches: up to date means unchanged, for both.
+    """
+    for part, reason in reasons.items():
         if entry.get(part) != json.loads(json_bytes(now[part])):
             return reason
     for path, digest in entry.get("outputs", {}).items():
