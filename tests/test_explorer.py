@@ -196,7 +196,9 @@ def open_page(browser, url, explorer=True, **ctx):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("requestfailed", lambda r: errors.append("failed " + r.url))
+    # a click that leaves the page aborts the images still loading there: that is not a fault of the site
+    page.on("requestfailed", lambda r: r.failure == "net::ERR_ABORTED" or errors.append(f"failed {r.url}: {r.failure}"))
+    page.on("response", lambda r: r.status < 400 or errors.append(f"HTTP {r.status} {r.url}"))
     hosts = []
     page.on("request", lambda r: hosts.append(re.match(r"\w+://([^/]+)", r.url).group(1)))
     page.goto(url)
