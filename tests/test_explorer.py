@@ -21,6 +21,7 @@ from vgsite.topics.vanishing import NETS, PER_LAYER_FACTOR
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "docs" / "js" / "explorer.js"
+KERNELS = ROOT / "docs" / "js" / "explorer-kernels.js"
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -50,10 +51,12 @@ def browser():
 
 @pytest.fixture(scope="module")
 def js(browser):
-    """A blank page with explorer.js loaded: call window.vgExplorer.compute(config) in it."""
+    """A blank page with the kernels and explorer.js loaded: call window.vgExplorer.compute(config) in it."""
     page = browser.new_page()
+    page.add_script_tag(path=str(KERNELS))
     page.add_script_tag(path=str(SCRIPT))
     assert page.evaluate("typeof window.vgExplorer.compute") == "function"
+    assert page.evaluate("vgExplorer.ready") == "float32"  # Chromium has WebAssembly SIMD: the fast path runs
     yield page
     page.close()
 
@@ -145,14 +148,86 @@ def test_theory_line_has_the_sites_per_layer_factors(js):
     assert js.evaluate("c => vgExplorer.theory(c).available", net(10, "relu", "kaiming", res=True)) is False
 
 
-def test_orthogonal_weights_are_orthogonal_and_float64(js):
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "gelu", "selu")
+ENGINE_GRID = [net(30, act, init, width=64, norm=norm, res=res) for act in ACTIVATIONS for init, norm, res in (
+    ("default", "none", False), ("kaiming", "none", False), ("xavier", "batch", False), ("orthogonal", "layer", False),
+    ("default", "none", True), ("kaiming", "batch", True))]
+
+
+def test_float32_engine_matches_the_float64_reference(js):
+    """The fast path (WebAssembly, float32) is the reference pass (JavaScript, float64) to a hundredth of a decade
+    in every layer, for every activation, with and without normalisation and skip connections."""
+    rows = js.evaluate("""cfgs => cfgs.map(c => {
+        const a = vgExplorer.compute(c), b = vgExplorer.computeFloat64(c);
+        return {engine: a.engine, reference: b.engine, a, b};
+    })""", ENGINE_GRID)
+    for cfg, row in zip(ENGINE_GRID, rows):
+        a, b, name = row["a"], row["b"], case_id(cfg)
+        assert (row["engine"], row["reference"]) == ("float32", "float64"), name
+        for key in ("signal", "weight", "act_std"):
+            gap = np.max(np.abs(np.log10(np.array(a[key])) - np.log10(np.array(b[key]))))
+            assert gap < 0.01, (name, key, gap)
+        assert np.max(np.abs(np.array(a["saturated"]) - np.array(b["saturated"]))) < 0.01, name
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4), name
+
+
+def test_float32_hands_over_to_float64_where_the_activations_leave_its_range(js):
+    engines = js.evaluate("""cfgs => cfgs.map(c => {
+        const r = vgExplorer.compute(c);
+        return [r.engine, r.signal.every(Number.isFinite) && r.signal[0] > 0];
+    })""", [net(40, "relu", "kaiming", width=64, gain=8.0),    # activations grow past 1e30
+            net(100, "relu", "kaiming", width=64, gain=0.3),   # and shrink past 1e-30
+            net(100, "relu", "kaiming", width=64, gain=1.0)])
+    assert engines == [["float64", True], ["float64", True], ["float32", True]]
+
+
+def test_activation_kernels_match_float64(js):
+    """Each SIMD activation and its derivative against float64 JavaScript, on -30..30 and on tiny inputs, where
+    the forward pass of a vanishing network lives (relative error there, absolute error elsewhere)."""
+    worst = js.evaluate("""async () => {
+        const k = await vgKernels.ready, F = () => new Float32Array(k.memory.buffer);
+        const zs = [];
+        for (let z = -30; z <= 30; z += 0.01) zs.push(z);
+        for (let e = -30; e <= -2; e += 0.25) zs.push(Math.pow(10, e), -Math.pow(10, e));
+        while (zs.length % 4) zs.push(0);
+        const n = zs.length, Z = k.memory.buffer.byteLength, A = Z + 4 * n, D = A + 4 * n;  // past the explorer's
+        k.memory.grow(Math.ceil(12 * n / 65536));
+        const SA = 1.0507009873554805 * 1.6732632423543772, erf = vgExplorer.erf;
+        const ref = {
+            relu: z => [Math.max(z, 0), z > 0 ? 1 : 0], leaky_relu: z => [z > 0 ? z : 0.01 * z, z > 0 ? 1 : 0.01],
+            sigmoid: z => { const s = 1 / (1 + Math.exp(-z)); return [s, s * (1 - s)]; },
+            tanh: z => { const t = Math.tanh(z); return [t, 1 - t * t]; },
+            gelu: z => { const c = 0.5 * (1 + erf(z * Math.SQRT1_2));
+                         return [z * c, c + z * Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI)]; },
+            selu: z => z > 0 ? [1.0507009873554805 * z, 1.0507009873554805] : [SA * Math.expm1(z), SA * Math.exp(z)],
+        };
+        const out = {};
+        for (const name in ref) {
+            F().set(zs, Z / 4);
+            k.exports[name](Z, A, D, n, 0);
+            const f = F(); let abs = 0, rel = 0, dabs = 0;
+            for (let i = 0; i < n; i++) {
+                const z = f[Z / 4 + i], [a, d] = ref[name](z), ea = Math.abs(f[A / 4 + i] - a);
+                if (Math.abs(z) < 1e-2) rel = Math.max(rel, a === 0 ? ea : ea / Math.abs(a)); else abs = Math.max(abs, ea / Math.max(1, Math.abs(a)));
+                dabs = Math.max(dabs, Math.abs(f[D / 4 + i] - d));
+            }
+            out[name] = [abs, rel, dabs];
+        }
+        return out;
+    }""")
+    for name, (abs_err, rel_err, slope_err) in worst.items():
+        assert abs_err < 1e-6 and rel_err < 1e-6 and slope_err < 1e-6, (name, abs_err, rel_err, slope_err)
+
+
+def test_cached_weights_give_the_same_network_and_no_gradient_underflows(js):
     gap = js.evaluate("""() => {
         const a = vgExplorer.compute({depth: 30, width: 32, act: "tanh", init: "orthogonal", gain: 1});
         const b = vgExplorer.compute({depth: 30, width: 32, act: "tanh", init: "orthogonal", gain: 1});
         return Math.abs(a.signal[0] - b.signal[0]);   // cached weights: the same network twice
     }""")
     assert gap == 0
-    # a sigmoid network at 100 layers: far below float32's 1.4e-45, but not 0 in float64
+    # a sigmoid network at 100 layers: far below float32's 1.4e-45, but not 0: the float32 engine carries the
+    # gradient at unit scale with its logarithm aside
     first = js.evaluate("() => vgExplorer.compute({depth: 100, width: 64, act: 'sigmoid', init: 'default'}).signal[0]")
     assert 0 < first < 1e-60
 

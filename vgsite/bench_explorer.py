@@ -1,12 +1,15 @@
 """Time the gradient-flow explorer's recompute (docs/js/explorer.js) in headless Chromium: `make bench-explorer`.
 
-Loads the script into a blank page and times window.vgExplorer.compute with performance.now(): once cold (a new
-seed, so the weights are drawn too), then `runs` times warm (the weights cached, as while a slider other than the
-width or the seed is dragged), and reports the median, and the main thread's CPU time per run. Uses Debian's /usr/bin/chromium (never `playwright install`).
+Loads the kernels and the script into a blank page and times both engines, float32 on WebAssembly (what the page
+uses) and the float64 JavaScript reference, with performance.now(): once cold (a new seed, so the weights are drawn
+too), then `runs` times warm (the weights cached, as while a slider other than the width or the seed is dragged).
+Reports the median and the main thread's CPU time per run. Uses Debian's /usr/bin/chromium (never `playwright
+install`).
 
     python -m vgsite.bench_explorer [--depth 100] [--widths 64,256] [--batch 64] [--runs 10] [--act tanh]
 """
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -15,21 +18,23 @@ from pathlib import Path
 from vgsite import ROOT
 
 SCRIPT = ROOT / "docs" / "js" / "explorer.js"
+KERNELS = ROOT / "docs" / "js" / "explorer-kernels.js"
+ENGINES = {"float32": "compute", "float64": "computeFloat64"}
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 
-COLD = """cfg => {
+COLD = """([cfg, fn]) => {
     const t0 = performance.now();
-    vgExplorer.compute(Object.assign({}, cfg, {seed: 1000 + Math.floor(Math.random() * 1e6)}));
+    const r = vgExplorer[fn](Object.assign({}, cfg, {seed: 1000 + Math.floor(Math.random() * 1e6)}));
     const cold = performance.now() - t0;
-    vgExplorer.compute(cfg); vgExplorer.compute(cfg);          // warm-up: the weights are cached, the JIT has run
-    return cold;
+    vgExplorer[fn](cfg); vgExplorer[fn](cfg);          // warm-up: the weights are cached, the JIT has run
+    return [cold, r.engine];
 }"""
-WARM = """([cfg, runs]) => {
+WARM = """([cfg, fn, runs]) => {
     const warm = [];
     for (let i = 0; i < runs; i++) {
-        const t = performance.now(); vgExplorer.compute(cfg); warm.push(performance.now() - t);
+        const t = performance.now(); vgExplorer[fn](cfg); warm.push(performance.now() - t);
     }
     return warm;
 }"""
@@ -49,20 +54,22 @@ def bench(depth=100, widths=(64, 256), batch=64, runs=10, act="tanh", init="defa
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page()
+        page.add_script_tag(path=str(KERNELS))
         page.add_script_tag(path=str(SCRIPT))
+        page.evaluate("vgExplorer.ready")
         cdp = page.context.new_cdp_session(page)
         cdp.send("Performance.enable")
         version = browser.version
-        for width in widths:
+        for width, fn in itertools.product(widths, ENGINES.values()):
             cfg = {"depth": depth, "width": width, "batch": batch, "act": act, "init": init, "seed": 0}
-            cold = page.evaluate(COLD, cfg)
+            cold, ran = page.evaluate(COLD, [cfg, fn])
             before = thread_time(cdp)
-            warm = page.evaluate(WARM, [cfg, runs])
+            warm = page.evaluate(WARM, [cfg, fn, runs])
             cpu_ms = (thread_time(cdp) - before) * 1000 / runs
-            rows.append({"depth": depth, "width": width, "batch": batch, "act": act, "init": init,
+            rows.append({"engine": ran, "depth": depth, "width": width, "batch": batch, "act": act, "init": init,
                          "cold_ms": cold, "median_ms": statistics.median(warm), "min_ms": min(warm),
                          "cpu_ms": cpu_ms, "runs": runs,
-                         "multiply_adds": depth * (2 * batch * width * width + batch * batch * width)})
+                         "multiply_adds": depth * (2 * batch * width * width + 2 * batch * batch * width)})
         browser.close()
     return version, rows
 
@@ -86,10 +93,11 @@ def main(argv=None):
         print(json.dumps({"chromium": version, "rows": rows}, indent=1))
         return 0
     print(f"explorer recompute in headless Chromium {version}, {args.act}, {args.init} init, batch {args.batch}")
-    print(f"{'depth':>5} {'width':>5} {'cold ms':>9} {'median ms':>10} {'min ms':>8} {'CPU ms':>8} {'GMAC/s':>7}")
+    print(f"{'engine':>8} {'depth':>5} {'width':>5} {'cold ms':>9} {'median ms':>10} {'min ms':>8} {'CPU ms':>8} "
+          f"{'GMAC/s':>7}")
     for r in rows:
         rate = r["multiply_adds"] / r["cpu_ms"] / 1e6
-        print(f"{r['depth']:>5} {r['width']:>5} {r['cold_ms']:>9.1f} {r['median_ms']:>10.1f} {r['min_ms']:>8.1f} "
+        print(f"{r['engine']:>8} {r['depth']:>5} {r['width']:>5} {r['cold_ms']:>9.1f} {r['median_ms']:>10.1f} {r['min_ms']:>8.1f} "
               f"{r['cpu_ms']:>8.1f} {rate:>7.2f}")
     print(f"median and min: wall clock over {args.runs} warm runs (weights cached); CPU: the main thread's CPU time "
           "per run, which a busy machine does not inflate; cold: the first run, drawing the weights too")

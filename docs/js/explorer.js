@@ -4,13 +4,20 @@
  * residual), then a linear head to 10 classes; the probe is vgsite/probes.py's gradient_flow: cross-entropy on a
  * batch of standard-normal inputs with random labels, one forward and one backward pass, per-layer norms of
  * dL/dh_l and dL/dW_l, the activations' standard deviation and the share of units with |g'(z)| < 1% of max g'.
- * Everything is computed in float64 (Float64Array). No library, no request: plain JavaScript.
+ * Two engines compute the same pass: float32 on the WebAssembly SIMD kernels of explorer-kernels.js (fast: the
+ * default where the browser has them), and float64 in plain JavaScript (the reference, and the fallback where
+ * float32 could not hold the activations). No library, no request: everything ships with the site.
  *
- * API: window.vgExplorer.compute(config) -> result (see `compute`), .theory(config), .parse(hash), .format(config).
- * The same file runs as a Web Worker (the page starts one from its own URL, so dragging a slider never blocks).
+ * API: window.vgExplorer.compute(config) -> result (see `compute`), .computeFloat64(config), .ready (a Promise of
+ * the engine), .theory(config), .parse(hash), .format(config). The same file runs as a Web Worker (the page starts
+ * one from its own URL, so dragging a slider never blocks); the worker loads the kernels beside it.
  */
 (function (global) {
   "use strict";
+  if (typeof document === "undefined" && typeof importScripts === "function" && !global.vgKernels) {
+    try { importScripts(String(global.location.href).replace(/explorer\.js([?#].*)?$/, "explorer-kernels.js")); }
+    catch (err) { /* no kernels: the float64 path alone */ }
+  }
 
   var DEFAULTS = { depth: 30, width: 64, batch: 64, act: "tanh", init: "default", gain: 1, res: false,
                    norm: "none", seed: 0 };
@@ -60,6 +67,25 @@
         var f = Math.sqrt(-2 * Math.log(x) / x);
         spare = w * f;
         return u * f;
+      },
+      /** out[0 .. len) = uniform on [-1, 1) (32 random bits each), or standard normal (polar method): the bulk
+       * draw for the weights, with the generator's state in locals (a hundred times fewer calls). */
+      fill: function (out, len, normal) {
+        var A = a, B = b, C = c, D = d, i = 0, t, u, v, x, f;
+        while (i < len) {
+          t = (((A + B) | 0) + D) | 0; D = (D + 1) | 0; A = B ^ (B >>> 9); B = (C + (C << 3)) | 0;
+          C = (C << 21) | (C >>> 11); C = (C + t) | 0; u = (t >>> 0) / 2147483648 - 1;
+          if (!normal) { out[i++] = u; continue; }
+          t = (((A + B) | 0) + D) | 0; D = (D + 1) | 0; A = B ^ (B >>> 9); B = (C + (C << 3)) | 0;
+          C = (C << 21) | (C >>> 11); C = (C + t) | 0; v = (t >>> 0) / 2147483648 - 1;
+          x = u * u + v * v;
+          if (x >= 1 || x === 0) continue;
+          f = Math.sqrt(-2 * Math.log(x) / x);
+          out[i++] = u * f;
+          if (i < len) out[i++] = v * f;
+        }
+        a = A; b = B; c = C; d = D; spare = NaN;
+        return out;
       }
     };
     return rng;
@@ -106,15 +132,13 @@
 
   function layerBase(cache, seed, n, family, l) { // l = 0 .. depth-1
     while (cache.W.length <= l) {
-      var k = cache.W.length, W = new Float64Array(n * n), i;
+      var k = cache.W.length, W = new Float64Array(n * n);
       var rng = stream(seed, "W" + (k + 1) + "|" + n + "|" + (family === "uniform" ? "u" : "g"));
       if (family === "uniform") {
-        for (i = 0; i < n * n; i++) W[i] = 2 * rng.uniform() - 1;
-        var b = new Float64Array(n), rb = stream(seed, "b" + (k + 1) + "|" + n);
-        for (i = 0; i < n; i++) b[i] = 2 * rb.uniform() - 1;
-        cache.b.push(b);
+        rng.fill(W, n * n, false);
+        cache.b.push(stream(seed, "b" + (k + 1) + "|" + n).fill(new Float64Array(n), n, false));
       } else {
-        for (i = 0; i < n * n; i++) W[i] = rng.normal();
+        rng.fill(W, n * n, true);
         if (family === "orth") orthonormaliseRows(W, n);
       }
       cache.W.push(W);
@@ -141,7 +165,7 @@
     var rx = stream(seed, "x|" + n + "|" + batch), ry = stream(seed, "y|" + batch), rh = stream(seed, "head|" + n);
     var x = new Float64Array(batch * n), y = new Int32Array(batch), Wh = new Float64Array(CLASSES * n),
         bh = new Float64Array(CLASSES), bound = 1 / Math.sqrt(n), i;
-    for (i = 0; i < x.length; i++) x[i] = rx.normal();
+    rx.fill(x, x.length, true);
     for (i = 0; i < batch; i++) y[i] = Math.floor(ry.uniform() * CLASSES);
     for (i = 0; i < Wh.length; i++) Wh[i] = bound * (2 * rh.uniform() - 1);
     for (i = 0; i < CLASSES; i++) bh[i] = bound * (2 * rh.uniform() - 1);
@@ -299,9 +323,6 @@
     }
     return sat;
   }
-  var one = new Float64Array(1), oneA = new Float64Array(1), oneD = new Float64Array(1);
-  function value(act, z) { one[0] = z; activate(act, one, oneA, oneD, 1, 0); return oneA[0]; }
-  function slope(act, z) { one[0] = z; activate(act, one, oneA, oneD, 1, 0); return oneD[0]; }
 
   /* ---------- normalisation (training mode, eps 1e-5, gamma 1, beta 0) ------------------------------------------
    * batch: each unit over the batch; layer: each example over the units. U -> Z in place; inv keeps 1/sigma. */
@@ -374,6 +395,15 @@
    * |g'(z)| < 1% of max g'), and loss, theory (see `theory`), ms (the time it took).
    */
   function compute(config) {
+    var t0 = now(), c = normalize(config), result = fits(c) ? computeFloat32(c) : null;
+    if (!result) result = computeFloat64(c);
+    result.ms = now() - t0;
+    return result;
+  }
+
+  /** The reference: the whole pass in float64 JavaScript. compute() uses it where the float32 kernels are missing
+   * or where float32 could not hold the forward pass (activations beyond 1e-30 .. 1e30). */
+  function computeFloat64(config) {
     var t0 = now(), c = normalize(config);
     var L = c.depth, n = c.width, B = c.batch, act = c.act, len = B * n, l, i, s, o;
     var data = inputs(c.seed, n, B), family = FAMILY[c.init];
@@ -437,10 +467,128 @@
       }
     }
     var result = { config: c, layers: L, signal: signal, weight: weight, act_mean: mean, act_std: std,
-                   saturated: sat, loss: loss, theory: theory(c, signal) };
+                   saturated: sat, loss: loss, theory: theory(c, signal), engine: "float64" };
     result.ms = now() - t0;
     return result;
   }
+  /* ---------- the fast path: the same pass in float32 on WebAssembly SIMD kernels (explorer-kernels.js) ----------
+   * Memory of the kernels' module, in floats: 1024 zeros (a null bias), 8 for the statistics kernel's output,
+   * then the weights of every layer drawn so far, each packed twice (as the right operand of the forward and of
+   * the backward product), then the work arrays of this pass. The backward pass is linear in dL/dh, so it is
+   * carried at unit norm with its log scale kept aside: no gradient underflows, however far it vanishes. */
+  var wasm = null, resident = { key: null, layers: 0 }, STATS = 1024, WEIGHTS = 1032;
+  var ready = (global.vgKernels ? global.vgKernels.ready : Promise.resolve(null))
+    .then(function (k) { wasm = k; return k ? "float32" : "float64"; }, function () { return "float64"; });
+
+  function fits(c) {
+    return !!wasm && c.width % 8 === 0 && c.batch % 8 === 0 && c.depth * c.width * c.width <= 100 * 256 * 256;
+  }
+  function memoryFloats(floats) { // grows the module's memory to hold `floats` and returns a fresh view of it
+    var have = wasm.memory.buffer.byteLength, need = floats * 4;
+    if (need > have) wasm.memory.grow(Math.ceil((need - have) / 65536));
+    return new Float32Array(wasm.memory.buffer);
+  }
+  function packPanels(F, at, M, n, asIs) { // B (n x n) in panels of eight columns: B = M^T, or M itself if asIs
+    for (var j = 0; j < n; j++) {
+      var dst = at + (j >> 3) * 8 * n + (j & 7);
+      if (asIs) for (var t = 0; t < n; t++) F[dst + 8 * t] = M[t * n + j];
+      else for (t = 0; t < n; t++) F[dst + 8 * t] = M[j * n + t];
+    }
+  }
+  function residentWeights(c, cache, family) { // float offsets of layer l's packed weights: forward, backward
+    var n = c.width, key = cache.key, size = 2 * n * n;
+    if (resident.key !== key) resident = { key: key, layers: 0 };
+    var F = memoryFloats(WEIGHTS + c.depth * size);
+    for (var l = resident.layers; l < c.depth; l++) {
+      var W = layerBase(cache, c.seed, n, family, l), at = WEIGHTS + l * size;
+      packPanels(F, at, W, n, false);       // forward: z = h W^T, so the right operand is W^T
+      packPanels(F, at + n * n, W, n, true); // backward: dL/dh_{l-1} = dU W
+    }
+    resident.layers = Math.max(resident.layers, c.depth);
+    return function (l) { return WEIGHTS + l * size; };
+  }
+  function stats(at, len) { // [sum, sum of squares, max |x|] of the floats at..at+len, summed in float64
+    wasm.exports.stats(4 * at, len, 4 * STATS);
+    var out = new Float64Array(wasm.memory.buffer, 4 * STATS, 3);
+    return [out[0], out[1], out[2]];
+  }
+
+  function computeFloat32(c) {
+    var L = c.depth, n = c.width, B = c.batch, act = c.act, len = B * n, K = wasm.exports, l, i, s, k, o;
+    var data = inputs(c.seed, n, B), family = FAMILY[c.init];
+    var cache = baseCache(c.seed, n, family), alpha = weightScale(c.init, c.gain, n)[0];
+    var weightsAt = residentWeights(c, cache, family), useBias = c.init === "default", bound = 1 / Math.sqrt(n);
+    var work = WEIGHTS + resident.layers * 2 * n * n; // the work arrays, in floats
+    var H = work, Z = H + (L + 1) * len, D = Z + L * len, dH = D + L * len, dHp = dH + len, dU = dHp + len,
+        Ap = dU + len, Ah = Ap + len, Bg = Ah + len, G1 = Bg + len, G2 = G1 + B * B, bias = G2 + B * B;
+    var F = memoryFloats(bias + n), inv = buffer("inv", L * Math.max(B, n)), hmax = new Array(L + 1);
+    var signal = new Array(L), weight = new Array(L), mean = new Array(L), std = new Array(L), sat = new Array(L);
+    var threshold = act === "leaky_relu" ? 0 : 0.01 * MAX_SLOPE[act]; // leaky's 0.01 rounds below 1% in float32
+    F.set(data.x, H);
+    hmax[0] = maxAbs(data.x, len);
+    for (l = 0; l < L; l++) { // forward
+      var Hp = H + l * len, Hl = Hp + len, Zl = Z + l * len, Dl = D + l * len;
+      if (useBias) { var b = cache.b[l]; for (o = 0; o < n; o++) F[bias + o] = bound * b[o]; }
+      K.packA(4 * Hp, 4 * Ap, B, n);
+      K.gemm(4 * Ap, 4 * weightsAt(l), 4 * Zl, B, n, n, alpha, useBias ? 4 * bias : 0, 0, 0);
+      if (c.norm !== "none") normalise(c.norm, F.subarray(Zl, Zl + len), B, n, inv.subarray(l * Math.max(B, n)));
+      sat[l] = K[act](4 * Zl, 4 * Hl, 4 * Dl, len, threshold) / len;
+      if (c.res) K.add_into(4 * Hl, 4 * Hp, len);
+      var st = stats(Hl, len), m = st[0] / len;
+      mean[l] = m; std[l] = Math.sqrt(Math.max(st[1] - len * m * m, 0) / (len - 1)); hmax[l + 1] = st[2];
+      if (st[2] !== 0 && !(st[2] > 1e-30 && st[2] < 1e30)) return null; // beyond float32's reach: float64 instead
+    }
+    var logits = buffer("logits", B * CLASSES), WhT = buffer("WhT", n * CLASSES), dH64 = buffer("dH", len), loss = 0;
+    gemmNT(F.subarray(H + L * len, H + (L + 1) * len), data.Wh, logits, B, CLASSES, n, 1, data.bh, false, false);
+    for (s = 0; s < B; s++) { // the head, as in computeFloat64
+      var row = s * CLASSES, mx = -Infinity;
+      for (k = 0; k < CLASSES; k++) if (logits[row + k] > mx) mx = logits[row + k];
+      var sum = 0; for (k = 0; k < CLASSES; k++) sum += Math.exp(logits[row + k] - mx);
+      loss += Math.log(sum) + mx - logits[row + data.y[s]];
+      for (k = 0; k < CLASSES; k++) logits[row + k] = Math.exp(logits[row + k] - mx) / sum / B;
+      logits[row + data.y[s]] -= 1 / B;
+    }
+    loss /= B;
+    for (k = 0; k < CLASSES; k++) for (o = 0; o < n; o++) WhT[o * CLASSES + k] = data.Wh[k * n + o];
+    gemmNT(logits, WhT, dH64, B, n, CLASSES, 1, null, false, false);
+    F.set(dH64.subarray(0, len), dH);
+    var logScale = 0; // the true dL/dh_l is F[dH ..] * exp(logScale)
+    for (l = L - 1; l >= 0; l--) { // backward
+      Hp = H + l * len; Zl = Z + l * len; Dl = D + l * len;
+      var size = Math.sqrt(stats(dH, len)[1]);
+      if (!isFinite(size)) return null;
+      if (size === 0) { for (; l >= 0; l--) { signal[l] = 0; weight[l] = 0; } break; }
+      signal[l] = size * Math.exp(logScale);
+      logScale += Math.log(size);
+      K.scale_mul(4 * dH, 4 * Dl, 4 * dU, len, 1 / size);
+      if (c.norm !== "none") normaliseBackward(c.norm, F.subarray(Zl, Zl + len), F.subarray(dU, dU + len), B, n,
+                                               inv.subarray(l * Math.max(B, n)));
+      // ||dL/dW_l|| = ||dU^T h_{l-1}||_F from two batch x batch Gram matrices, each operand scaled to at most 1
+      var su = stats(dU, len)[2], sh = hmax[l];
+      K.packA(4 * dU, 4 * Ap, B, n);
+      if (su === 0 || sh === 0) weight[l] = 0;
+      else { // the upper triangles of the two symmetric Gram matrices are enough
+        K.packBT(4 * dU, 4 * Bg, n, B, 1 / su); K.gemm(4 * Ap, 4 * Bg, 4 * G1, B, B, n, 1 / su, 0, 0, 1);
+        K.packA(4 * Hp, 4 * Ah, B, n);
+        K.packBT(4 * Hp, 4 * Bg, n, B, 1 / sh); K.gemm(4 * Ah, 4 * Bg, 4 * G2, B, B, n, 1 / sh, 0, 0, 1);
+        var g = 0;
+        for (s = 0; s < B; s++) {
+          var d0 = s * B + s;
+          g += F[G1 + d0] * F[G2 + d0];
+          for (i = d0 + 1; i < (s + 1) * B; i++) g += 2 * F[G1 + i] * F[G2 + i];
+        }
+        weight[l] = su * sh * Math.sqrt(Math.max(g, 0)) * Math.exp(logScale);
+      }
+      if (l > 0) { // dL/dh_{l-1} = alpha dU W (+ dL/dh_l through the skip connection), in the new scale
+        if (c.res) K.scale(4 * dH, 4 * dHp, len, 1 / size);
+        K.gemm(4 * Ap, 4 * (weightsAt(l) + n * n), 4 * dHp, B, n, n, alpha, 0, c.res ? -1 : 0, 0);
+        var swap = dH; dH = dHp; dHp = swap;
+      }
+    }
+    return { config: c, layers: L, signal: signal, weight: weight, act_mean: mean, act_std: std, saturated: sat,
+             loss: loss, theory: theory(c, signal), engine: "float32" };
+  }
+
   function now() { return typeof performance !== "undefined" ? performance.now() : Date.now(); }
 
   /* ---------- theory: the mean-field recursion behind sqrt(n Var(W) E[g'(z)^2]) -------------------------------
@@ -456,28 +604,37 @@
     for (var i = 0; i < w.length; i++) w[i] /= tot;
     return { t: t, w: w };
   })();
+  var gridZ = new Float64Array(GRID.t.length), gridG = new Float64Array(GRID.t.length),
+      gridD = new Float64Array(GRID.t.length);
   function gaussMoments(act, q, threshold) { // E[g], E[g^2], E[g'^2], P(|g'| < threshold) for z ~ N(0, q)
-    var sd = Math.sqrt(Math.max(q, 0)), e1 = 0, e2 = 0, d2 = 0, ps = 0;
-    for (var i = 0; i < GRID.t.length; i++) {
-      var z = sd * GRID.t[i], w = GRID.w[i], g = value(act, z), d = slope(act, z);
+    var sd = Math.sqrt(Math.max(q, 0)), e1 = 0, e2 = 0, d2 = 0, ps = 0, i, len = GRID.t.length;
+    for (i = 0; i < len; i++) gridZ[i] = sd * GRID.t[i];
+    activate(act, gridZ, gridG, gridD, len, 0); // the whole grid in one pass
+    for (i = 0; i < len; i++) {
+      var w = GRID.w[i], g = gridG[i], d = gridD[i];
       e1 += w * g; e2 += w * g * g; d2 += w * d * d; if (Math.abs(d) < threshold) ps += w;
     }
     return [e1, e2, d2, ps];
   }
+  var theoryMemo = { key: null };
   function theory(config, signal) {
     var c = normalize(config), L = c.depth, n = c.width;
     if (c.norm === "batch") return { available: false, reason: "batch norm couples the examples of the batch" };
     if (c.res) return { available: false, reason: "the skip connection and the branch are correlated" };
     var sc = weightScale(c.init, c.gain, n), sw2 = sc[1], sb2 = sc[2], thr = 0.01 * MAX_SLOPE[c.act];
-    var M2 = 1, mu = 0, chi = new Array(L), std = new Array(L), sat = new Array(L);
-    for (var l = 0; l < L; l++) {
-      var qu = sw2 * M2 + sb2, q = c.norm === "layer" ? 1 : qu, mom = gaussMoments(c.act, q, thr), chi2;
+    // layer l's prediction does not depend on the depth or the seed: keep the last network's, and extend it
+    var key = [c.act, c.init, c.gain, n, c.norm].join("|"), memo = theoryMemo.key === key ? theoryMemo :
+      (theoryMemo = { key: key, M2: 1, chi: [], std: [], sat: [] });
+    for (var l = memo.chi.length; l < L; l++) {
+      var qu = sw2 * memo.M2 + sb2, q = c.norm === "layer" ? 1 : qu, mom = gaussMoments(c.act, q, thr), chi2;
       if (c.norm === "layer") chi2 = qu > 0 ? sw2 * mom[2] * (1 - 2 / n) / qu : NaN;
       else chi2 = sw2 * mom[2];
-      M2 = mom[1]; mu = mom[0];
-      chi[l] = Math.sqrt(chi2); std[l] = Math.sqrt(Math.max(M2 - mu * mu, 0)); sat[l] = mom[3];
+      memo.M2 = mom[1];
+      memo.chi.push(Math.sqrt(chi2)); memo.std.push(Math.sqrt(Math.max(mom[1] - mom[0] * mom[0], 0)));
+      memo.sat.push(mom[3]);
     }
-    var out = { available: true, chi: chi, act_std: std, saturated: sat };
+    var chi = memo.chi.slice(0, L);
+    var out = { available: true, chi: chi, act_std: memo.std.slice(0, L), saturated: memo.sat.slice(0, L) };
     if (signal) { // anchored at the last layer: ||dL/dh_{l-1}|| = chi_l ||dL/dh_l||
       var pred = new Array(L); pred[L - 1] = signal[L - 1];
       for (l = L - 1; l > 0; l--) pred[l - 1] = pred[l] * chi[l];
@@ -514,15 +671,18 @@
       (+(+c.gain).toFixed(4)) + "&res=" + (c.res ? 1 : 0) + "&norm=" + c.norm + "&seed=" + c.seed;
   }
 
-  var api = { compute: compute, theory: theory, parse: parse, format: format, defaults: DEFAULTS, widths: WIDTHS,
-              activations: ACTS, inits: INITS, norms: NORMS, erf: erf };
+  var api = { compute: compute, computeFloat64: computeFloat64, ready: ready, theory: theory, parse: parse,
+              format: format, defaults: DEFAULTS, widths: WIDTHS, activations: ACTS, inits: INITS, norms: NORMS, erf: erf };
 
   /* ---------- worker mode --------------------------------------------------------------------------------------- */
   if (typeof document === "undefined" && typeof self !== "undefined" && typeof postMessage === "function") {
     self.onmessage = function (e) {
-      var msg = e.data, out;
-      try { out = { id: msg.id, result: compute(msg.config) }; } catch (err) { out = { id: msg.id, error: String(err) }; }
-      self.postMessage(out);
+      var msg = e.data;
+      ready.then(function () {
+        var out;
+        try { out = { id: msg.id, result: compute(msg.config) }; } catch (err) { out = { id: msg.id, error: String(err) }; }
+        self.postMessage(out);
+      });
     };
     return;
   }
@@ -730,7 +890,8 @@
         });
       }
       timing.textContent = "Computed in " + Math.round(r.ms) + " ms (" + L + " layers × " + r.config.width +
-        " units, batch " + r.config.batch + ", float64).";
+        " units, batch " + r.config.batch + ", " +
+        (r.engine === "float32" ? "float32 on WebAssembly" : "float64 in JavaScript") + ").";
       var text = describe(r);
       panels.grad.svg.removeAttribute("aria-labelledby"); // the image's name says what it shows
       panels.grad.svg.setAttribute("aria-label", text.short);
