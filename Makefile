@@ -43,7 +43,7 @@ distclean: clean ## Also delete the virtual environment
 	rm -rf $(VENV)
 
 .PHONY: bench-explorer
-bench-explorer: $(STAMP) ## Time the explorer's recompute (depth 100, widths 64 and 256) in headless Chromium
+bench-explorer: $(STAMP) ## Time the explorer's recompute (depth 100, widths 64 and 256, both engines) in headless Chromium
 	$(BIN)/python -m vgsite.bench_explorer
 
 help: ## List the targets

@@ -181,6 +181,18 @@ def test_float32_hands_over_to_float64_where_the_activations_leave_its_range(js)
     assert engines == [["float64", True], ["float64", True], ["float32", True]]
 
 
+def test_weights_are_drawn_as_their_initialisation_says(js):
+    """Orthogonal: W W^T = gain^2 I; He: n Var(W) = 2; Xavier uniform: n Var(W) = 1; PyTorch's default: 1/3."""
+    n = 64
+    for init, gain, scale in (("orthogonal", 1.5, None), ("kaiming", 1, 2), ("xavier", 1, 1), ("default", 1, 1 / 3)):
+        W = np.array(js.evaluate("([c, l]) => vgExplorer.weights(c, l)", [net(3, "tanh", init, width=n, gain=gain), 2]))
+        W = W.reshape(n, n)
+        if scale is None:
+            assert np.abs(W @ W.T - gain ** 2 * np.eye(n)).max() < 1e-12
+        else:
+            assert n * W.var() == pytest.approx(scale, rel=0.05), init
+
+
 def test_activation_kernels_match_float64(js):
     """Each SIMD activation and its derivative against float64 JavaScript, on -30..30 and on tiny inputs, where
     the forward pass of a vanishing network lives (relative error there, absolute error elsewhere)."""
@@ -208,7 +220,8 @@ def test_activation_kernels_match_float64(js):
             const f = F(); let abs = 0, rel = 0, dabs = 0;
             for (let i = 0; i < n; i++) {
                 const z = f[Z / 4 + i], [a, d] = ref[name](z), ea = Math.abs(f[A / 4 + i] - a);
-                if (Math.abs(z) < 1e-2) rel = Math.max(rel, a === 0 ? ea : ea / Math.abs(a)); else abs = Math.max(abs, ea / Math.max(1, Math.abs(a)));
+                if (Math.abs(z) < 1e-2) rel = Math.max(rel, a === 0 ? ea : ea / Math.abs(a));
+                else abs = Math.max(abs, ea / Math.max(1, Math.abs(a)));
                 dabs = Math.max(dabs, Math.abs(f[D / 4 + i] - d));
             }
             out[name] = [abs, rel, dabs];
@@ -301,6 +314,9 @@ def test_page_controls_redraw_and_update_the_address(browser, served):
     summary = page.inner_text(".vgx-summary")
     assert "vanishing" in summary and "layer 1" in summary
     assert page.get_attribute(".vgx-summary", "aria-live") == "polite"
+    # the page's worker found the kernels beside explorer.js in the built site, and says which engine ran
+    assert page.get_attribute(".vg-explorer", "data-engine") == "worker"
+    assert "float32 on WebAssembly" in page.inner_text(".vgx-timing")
     # every control has a label that names it
     for control in page.query_selector_all(".vg-explorer input, .vg-explorer select"):
         cid = control.get_attribute("id")

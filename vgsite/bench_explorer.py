@@ -2,7 +2,7 @@
 
 Loads the kernels and the script into a blank page and times both engines, float32 on WebAssembly (what the page
 uses) and the float64 JavaScript reference, with performance.now(): once cold (a new seed, so the weights are drawn
-too), then `runs` times warm (the weights cached, as while a slider other than the width or the seed is dragged).
+too), then `runs` times warm (the weights' draws cached, a new gain each run, as while the gain slider is dragged).
 Reports the median and the main thread's CPU time per run. Uses Debian's /usr/bin/chromium (never `playwright
 install`).
 
@@ -33,8 +33,9 @@ COLD = """([cfg, fn]) => {
 }"""
 WARM = """([cfg, fn, runs]) => {
     const warm = [];
-    for (let i = 0; i < runs; i++) {
-        const t = performance.now(); vgExplorer[fn](cfg); warm.push(performance.now() - t);
+    for (let i = 0; i < runs; i++) {   // a new gain each run, as while the gain slider is dragged: nothing but the
+        const c = Object.assign({}, cfg, {gain: 1 + 0.001 * i});   // weights' draws is reused from the run before
+        const t = performance.now(); vgExplorer[fn](c); warm.push(performance.now() - t);
     }
     return warm;
 }"""

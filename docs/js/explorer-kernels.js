@@ -24,7 +24,11 @@
   function uleb(n) { var b = []; do { var c = n & 127; n >>>= 7; b.push(n ? c | 128 : c); } while (n); return b; }
   function sleb(n) {
     var b = [];
-    for (;;) { var c = n & 127; n >>= 7; if ((n === 0 && !(c & 64)) || (n === -1 && (c & 64))) { b.push(c); return b; } b.push(c | 128); }
+    for (;;) {
+      var c = n & 127; n >>= 7;
+      if ((n === 0 && !(c & 64)) || (n === -1 && (c & 64))) { b.push(c); return b; }
+      b.push(c | 128);
+    }
   }
   function f32bytes(x) { return Array.from(new Uint8Array(new Float32Array([x]).buffer)); }
   function str(s) { return [uleb(s.length), s.split("").map(function (ch) { return ch.charCodeAt(0); })]; }
@@ -49,7 +53,9 @@
   function select(a, b, cond) { return [a, b, cond, 0x1b]; } // a where cond != 0, else b
   function inc(i, by) { return set(i, add(get(i), by)); }
   /** for (; counter != 0; counter -= step) body, as a do-while: every caller guarantees one pass at least */
-  function repeat(counter, step, body) { return loop(body, set(counter, sub(get(counter), i32(step))), brIf(0, ne(get(counter), i32(0)))); }
+  function repeat(counter, step, body) {
+    return loop(body, set(counter, sub(get(counter), i32(step))), brIf(0, ne(get(counter), i32(0))));
+  }
 
   // 128-bit vectors of four float32 (or four int32)
   function vload(addr, offset) { return [addr, 0xfd, 0, 4, uleb(offset || 0)]; }
@@ -64,8 +70,7 @@
   var ZERO = vconst(0), ONE = vconst(1);
   // pairs of float64, for the sums of the statistics kernel
   var promote = simd(0x5f), dadd = simd(0xf0), dmul = simd(0xf2);
-  function highHalf(v) { return [v, v, 0xfd, 13, [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]]; } // i8x16.shuffle
-  function dlane(v, k) { return [v, 0xfd, 0x21, k]; }
+  function highHalf(v) { return [v, v, 0xfd, 13, [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]]; } // shuffle
   function flane(v, k) { return [v, 0xfd, 0x1f, k]; }
 
   /* ---------- the kernels --------------------------------------------------------------------------------------
@@ -235,27 +240,35 @@
     /* out = c * X */
     kernel("scale", { X: I32, out: I32, len: I32, c: F32 }, { cv: V128 }, function (L) {
       return [set(L.cv, splat(get(L.c))),
-        repeat(L.len, 4, [vstore(get(L.out), vmul(vload(get(L.X)), get(L.cv))), inc(L.X, i32(16)), inc(L.out, i32(16))])];
+        repeat(L.len, 4, [vstore(get(L.out), vmul(vload(get(L.X)), get(L.cv))),
+          inc(L.X, i32(16)), inc(L.out, i32(16))])];
     });
     /* out += X */
     kernel("add_into", { out: I32, X: I32, len: I32 }, {}, function (L) {
       return [repeat(L.len, 4, [vstore(get(L.out), vadd(vload(get(L.out)), vload(get(L.X)))),
         inc(L.out, i32(16)), inc(L.X, i32(16))])];
     });
-    /* out[0..2] (float64) = sum of X, sum of X^2, max |X|: float64 sums, so no square overflows or underflows */
-    kernel("stats", { X: I32, len: I32, out: I32 }, { v: V128, lo: V128, hi: V128, s1: V128, s2: V128, mx: V128 },
+    /* out[0..2] (float64) = sum of X, sum of X^2, max |X|: float64 sums, so no square overflows or underflows;
+     * two sets of sums, eight floats a pass, so that no addition waits for the one before. Needs len % 8 == 0. */
+    kernel("stats", { X: I32, len: I32, out: I32 },
+      { v: V128, w: V128, s1: V128, s2: V128, t1: V128, t2: V128, mx: V128 },
       function (L) {
-        return [set(L.s1, ZERO), set(L.s2, ZERO), set(L.mx, ZERO),
-          repeat(L.len, 4, [
-            set(L.v, vload(get(L.X))), set(L.mx, vmax(get(L.mx), vabs(get(L.v)))),
-            set(L.lo, promote(get(L.v))), set(L.hi, promote(highHalf(get(L.v)))),
-            set(L.s1, dadd(get(L.s1), dadd(get(L.lo), get(L.hi)))),
-            set(L.s2, dadd(get(L.s2), dadd(dmul(get(L.lo), get(L.lo)), dmul(get(L.hi), get(L.hi))))),
-            inc(L.X, i32(16))]),
-          [get(L.out), [dlane(get(L.s1), 0), dlane(get(L.s1), 1), 0xa0], 0x39, 3, 0],
-          [get(L.out), [dlane(get(L.s2), 0), dlane(get(L.s2), 1), 0xa0], 0x39, 3, 8],
-          [get(L.out), [[[flane(get(L.mx), 0), flane(get(L.mx), 1), 0x97], [flane(get(L.mx), 2), flane(get(L.mx), 3), 0x97],
-                         0x97], 0xbb], 0x39, 3, 16]];
+        function add(vec, sum, sq) { // sum += both halves of vec, sq += their squares
+          return [[promote(vec), promote(highHalf(vec))].map(function (half) {
+            return [set(L[sum], dadd(get(L[sum]), half)), set(L[sq], dadd(get(L[sq]), dmul(half, half)))];
+          })];
+        }
+        function total(a, b, k) { return [dadd(get(L[a]), get(L[b])), 0xfd, 0x21, k]; } // lane k of a + b
+        return [set(L.s1, ZERO), set(L.s2, ZERO), set(L.t1, ZERO), set(L.t2, ZERO), set(L.mx, ZERO),
+          repeat(L.len, 8, [
+            set(L.v, vload(get(L.X))), set(L.w, vload(get(L.X), 16)),
+            set(L.mx, vmax(get(L.mx), vmax(vabs(get(L.v)), vabs(get(L.w))))),
+            add(get(L.v), "s1", "s2"), add(get(L.w), "t1", "t2"),
+            inc(L.X, i32(32))]),
+          [get(L.out), [total("s1", "t1", 0), total("s1", "t1", 1), 0xa0], 0x39, 3, 0],
+          [get(L.out), [total("s2", "t2", 0), total("s2", "t2", 1), 0xa0], 0x39, 3, 8],
+          [get(L.out), [[[flane(get(L.mx), 0), flane(get(L.mx), 1), 0x97], [flane(get(L.mx), 2), flane(get(L.mx), 3),
+                         0x97], 0x97], 0xbb], 0x39, 3, 16]];
       });
     return list;
   }

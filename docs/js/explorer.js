@@ -9,8 +9,9 @@
  * float32 could not hold the activations). No library, no request: everything ships with the site.
  *
  * API: window.vgExplorer.compute(config) -> result (see `compute`), .computeFloat64(config), .ready (a Promise of
- * the engine), .theory(config), .parse(hash), .format(config). The same file runs as a Web Worker (the page starts
- * one from its own URL, so dragging a slider never blocks); the worker loads the kernels beside it.
+ * the engine), .theory(config), .weights(config, layer), .parse(hash), .format(config). The same file runs as a
+ * Web Worker (the page starts one from its own URL, so dragging a slider never blocks); the worker loads the
+ * kernels beside it.
  */
 (function (global) {
   "use strict";
@@ -112,20 +113,20 @@
     return entry;
   }
 
-  function orthonormaliseRows(M, n) { // modified Gram-Schmidt on the rows, twice for full float64 orthogonality
-    for (var pass = 0; pass < 2; pass++) {
-      for (var i = 0; i < n; i++) {
-        var ri = i * n, j, t, d;
-        for (j = 0; j < i; j++) {
-          var rj = j * n; d = 0;
-          for (t = 0; t < n; t++) d += M[ri + t] * M[rj + t];
-          for (t = 0; t < n; t++) M[ri + t] -= d * M[rj + t];
-        }
-        d = 0;
-        for (t = 0; t < n; t++) d += M[ri + t] * M[ri + t];
-        d = 1 / Math.sqrt(d);
-        for (t = 0; t < n; t++) M[ri + t] *= d;
+  /** Modified Gram-Schmidt on the rows, once: in float64 a Gaussian matrix comes out orthogonal to about 1e-13,
+   * far below the float32 rounding (6e-8) that the fast engine applies to every weight anyway. */
+  function orthonormaliseRows(M, n) {
+    for (var i = 0; i < n; i++) {
+      var ri = i * n, j, t, d;
+      for (j = 0; j < i; j++) {
+        var rj = j * n; d = 0;
+        for (t = 0; t < n; t++) d += M[ri + t] * M[rj + t];
+        for (t = 0; t < n; t++) M[ri + t] -= d * M[rj + t];
       }
+      d = 0;
+      for (t = 0; t < n; t++) d += M[ri + t] * M[ri + t];
+      d = 1 / Math.sqrt(d);
+      for (t = 0; t < n; t++) M[ri + t] *= d;
     }
     return M;
   }
@@ -144,6 +145,14 @@
       cache.W.push(W);
     }
     return cache.W[l];
+  }
+
+  /** Layer l's weight matrix (l = 1 .. depth; out x in, row-major, float64) as the explorer draws it. */
+  function weights(config, l) {
+    var c = normalize(config), n = c.width, family = FAMILY[c.init];
+    var base = layerBase(baseCache(c.seed, n, family), c.seed, n, family, l - 1);
+    var alpha = weightScale(c.init, c.gain, n)[0];
+    return Array.prototype.map.call(base, function (w) { return alpha * w; });
   }
 
   /** n·Var(W) of each initialisation (times gain²), and Var(b): the two numbers the theory needs. */
@@ -401,11 +410,29 @@
     return result;
   }
 
+  /** The linear head and the loss, the mean cross-entropy over the batch: returns the loss and writes
+   * dL/dh_L = (softmax - onehot) / batch . Wh into dH. HL is the last layer's output (any array type). */
+  function head(HL, data, B, n, dH) {
+    var logits = buffer("logits", B * CLASSES), WhT = buffer("WhT", n * CLASSES), loss = 0, s, k, o;
+    gemmNT(HL, data.Wh, logits, B, CLASSES, n, 1, data.bh, false, false);
+    for (s = 0; s < B; s++) {
+      var row = s * CLASSES, mx = -Infinity;
+      for (k = 0; k < CLASSES; k++) if (logits[row + k] > mx) mx = logits[row + k];
+      var sum = 0; for (k = 0; k < CLASSES; k++) sum += Math.exp(logits[row + k] - mx);
+      loss += Math.log(sum) + mx - logits[row + data.y[s]];
+      for (k = 0; k < CLASSES; k++) logits[row + k] = Math.exp(logits[row + k] - mx) / sum / B;
+      logits[row + data.y[s]] -= 1 / B;
+    }
+    for (k = 0; k < CLASSES; k++) for (o = 0; o < n; o++) WhT[o * CLASSES + k] = data.Wh[k * n + o];
+    gemmNT(logits, WhT, dH, B, n, CLASSES, 1, null, false, false);
+    return loss / B;
+  }
+
   /** The reference: the whole pass in float64 JavaScript. compute() uses it where the float32 kernels are missing
    * or where float32 could not hold the forward pass (activations beyond 1e-30 .. 1e30). */
   function computeFloat64(config) {
     var t0 = now(), c = normalize(config);
-    var L = c.depth, n = c.width, B = c.batch, act = c.act, len = B * n, l, i, s, o;
+    var L = c.depth, n = c.width, B = c.batch, act = c.act, len = B * n, l, i, o;
     var data = inputs(c.seed, n, B), family = FAMILY[c.init];
     var cache = baseCache(c.seed, n, family), scale = weightScale(c.init, c.gain, n), alpha = scale[0];
     var useBias = c.init === "default", biasScaled = buffer("bias", n), bound = 1 / Math.sqrt(n);
@@ -425,22 +452,9 @@
       var v = 0; for (i = 0; i < len; i++) { var d = Hl[i] - m; v += d * d; }
       mean[l] = m; std[l] = Math.sqrt(v / (len - 1));
     }
-    // head and loss: mean cross-entropy over the batch; dL/dlogits = (softmax - onehot) / batch
-    var HL = H.subarray(L * len, (L + 1) * len), logits = buffer("logits", B * CLASSES), loss = 0;
-    gemmNT(HL, data.Wh, logits, B, CLASSES, n, 1, data.bh, false, false);
-    for (s = 0; s < B; s++) {
-      var row = s * CLASSES, mx = -Infinity, k;
-      for (k = 0; k < CLASSES; k++) if (logits[row + k] > mx) mx = logits[row + k];
-      var sum = 0; for (k = 0; k < CLASSES; k++) sum += Math.exp(logits[row + k] - mx);
-      loss += Math.log(sum) + mx - logits[row + data.y[s]];
-      for (k = 0; k < CLASSES; k++) logits[row + k] = Math.exp(logits[row + k] - mx) / sum / B;
-      logits[row + data.y[s]] -= 1 / B;
-    }
-    loss /= B;
-    var dH = buffer("dH", len), dHp = buffer("dHp", len), dU = buffer("dU", len), WhT = buffer("WhT", n * CLASSES),
+    var dH = buffer("dH", len), dHp = buffer("dHp", len), dU = buffer("dU", len),
         WT = buffer("WT", n * n), G1 = buffer("G1", B * B), G2 = buffer("G2", B * B), scaled = buffer("scaled", len);
-    for (k = 0; k < CLASSES; k++) for (o = 0; o < n; o++) WhT[o * CLASSES + k] = data.Wh[k * n + o];
-    gemmNT(logits, WhT, dH, B, n, CLASSES, 1, null, false, false); // dL/dh_L = dlogits · Wh
+    var loss = head(H.subarray(L * len, (L + 1) * len), data, B, n, dH);
     for (l = L - 1; l >= 0; l--) { // backward
       signal[l] = norm2(dH, len);
       Zl = Z.subarray(l * len, (l + 1) * len); Hp = H.subarray(l * len, (l + 1) * len);
@@ -514,7 +528,7 @@
   }
 
   function computeFloat32(c) {
-    var L = c.depth, n = c.width, B = c.batch, act = c.act, len = B * n, K = wasm.exports, l, i, s, k, o;
+    var L = c.depth, n = c.width, B = c.batch, act = c.act, len = B * n, K = wasm.exports, l, i, s, o;
     var data = inputs(c.seed, n, B), family = FAMILY[c.init];
     var cache = baseCache(c.seed, n, family), alpha = weightScale(c.init, c.gain, n)[0];
     var weightsAt = residentWeights(c, cache, family), useBias = c.init === "default", bound = 1 / Math.sqrt(n);
@@ -538,19 +552,7 @@
       mean[l] = m; std[l] = Math.sqrt(Math.max(st[1] - len * m * m, 0) / (len - 1)); hmax[l + 1] = st[2];
       if (st[2] !== 0 && !(st[2] > 1e-30 && st[2] < 1e30)) return null; // beyond float32's reach: float64 instead
     }
-    var logits = buffer("logits", B * CLASSES), WhT = buffer("WhT", n * CLASSES), dH64 = buffer("dH", len), loss = 0;
-    gemmNT(F.subarray(H + L * len, H + (L + 1) * len), data.Wh, logits, B, CLASSES, n, 1, data.bh, false, false);
-    for (s = 0; s < B; s++) { // the head, as in computeFloat64
-      var row = s * CLASSES, mx = -Infinity;
-      for (k = 0; k < CLASSES; k++) if (logits[row + k] > mx) mx = logits[row + k];
-      var sum = 0; for (k = 0; k < CLASSES; k++) sum += Math.exp(logits[row + k] - mx);
-      loss += Math.log(sum) + mx - logits[row + data.y[s]];
-      for (k = 0; k < CLASSES; k++) logits[row + k] = Math.exp(logits[row + k] - mx) / sum / B;
-      logits[row + data.y[s]] -= 1 / B;
-    }
-    loss /= B;
-    for (k = 0; k < CLASSES; k++) for (o = 0; o < n; o++) WhT[o * CLASSES + k] = data.Wh[k * n + o];
-    gemmNT(logits, WhT, dH64, B, n, CLASSES, 1, null, false, false);
+    var dH64 = buffer("dH", len), loss = head(F.subarray(H + L * len, H + (L + 1) * len), data, B, n, dH64);
     F.set(dH64.subarray(0, len), dH);
     var logScale = 0; // the true dL/dh_l is F[dH ..] * exp(logScale)
     for (l = L - 1; l >= 0; l--) { // backward
@@ -671,8 +673,9 @@
       (+(+c.gain).toFixed(4)) + "&res=" + (c.res ? 1 : 0) + "&norm=" + c.norm + "&seed=" + c.seed;
   }
 
-  var api = { compute: compute, computeFloat64: computeFloat64, ready: ready, theory: theory, parse: parse,
-              format: format, defaults: DEFAULTS, widths: WIDTHS, activations: ACTS, inits: INITS, norms: NORMS, erf: erf };
+  var api = { compute: compute, computeFloat64: computeFloat64, ready: ready, theory: theory, weights: weights,
+              parse: parse, format: format, defaults: DEFAULTS, widths: WIDTHS, activations: ACTS, inits: INITS,
+              norms: NORMS, erf: erf };
 
   /* ---------- worker mode --------------------------------------------------------------------------------------- */
   if (typeof document === "undefined" && typeof self !== "undefined" && typeof postMessage === "function") {
@@ -680,7 +683,8 @@
       var msg = e.data;
       ready.then(function () {
         var out;
-        try { out = { id: msg.id, result: compute(msg.config) }; } catch (err) { out = { id: msg.id, error: String(err) }; }
+        try { out = { id: msg.id, result: compute(msg.config) }; }
+        catch (err) { out = { id: msg.id, error: String(err) }; }
         self.postMessage(out);
       });
     };
@@ -1028,7 +1032,7 @@
                         "or dead units (a log axis cannot show it)</span>");
     if (floorShown) leg.push('<span class="vgx-key"><svg width="26" height="10" aria-hidden="true"><line class="vgx-floor" ' +
       'x1="1" x2="25" y1="5" y2="5"/></svg>1.4×10⁻⁴⁵, float32\'s smallest number: PyTorch\'s gradients underflow to 0 ' +
-      'around here, float64\'s only below 10⁻³⁰⁷</span>');
+      'around here; the explorer keeps the gradient\'s scale aside, so its line goes on</span>');
     if (over) leg.push('<span class="vgx-key">some values overflowed (∞ or NaN), not drawn</span>');
     p.legend.innerHTML = leg.join("");
   }
