@@ -181,10 +181,39 @@ def test_float32_hands_over_to_float64_where_the_activations_leave_its_range(js)
     assert engines == [["float64", True], ["float64", True], ["float32", True]]
 
 
+def test_kernels_without_relaxed_simd_compute_the_same_products(js):
+    """Browsers without relaxed SIMD get the module with separate multiplies and adds: the same products."""
+    gaps = js.evaluate("""async () => {
+        const module = async relaxed => (await WebAssembly.instantiate(vgKernels.assemble(relaxed))).instance.exports;
+        const plain = await module(false), relaxed = await module(true), gaps = [];  // not the explorer's memory
+        for (const E of [plain, relaxed]) {
+            const m = 16, k = 24, p = 32, A = 4096, BT = A + 4 * m * k, Ap = BT + 4 * p * k, Bp = Ap + 4 * m * k,
+                  C = Bp + 4 * p * k, bias = C + 4 * m * p;
+            if (E.memory.buffer.byteLength < bias + 4 * p) E.memory.grow(1);
+            const F = new Float32Array(E.memory.buffer);
+            for (let i = 0; i < m * k; i++) F[A / 4 + i] = Math.sin(1 + i);
+            for (let i = 0; i < p * k; i++) F[BT / 4 + i] = Math.cos(2 + i);
+            for (let j = 0; j < p; j++) F[bias / 4 + j] = j / 10;
+            for (let i = 0; i < m * p; i++) F[C / 4 + i] = 1;
+            E.packA(A, Ap, m, k); E.packBT(BT, Bp, k, p, 2); E.gemm(Ap, Bp, C, m, p, k, 0.5, bias, -1, 0);
+            let gap = 0;   // C = 0.5 A (2 BT)^T + bias + the old C (1)
+            for (let i = 0; i < m; i++) for (let j = 0; j < p; j++) {
+                let dot = 0;
+                for (let t = 0; t < k; t++) dot += F[A / 4 + i * k + t] * F[BT / 4 + j * k + t];
+                gap = Math.max(gap, Math.abs(F[C / 4 + i * p + j] - (dot + j / 10 + 1)));
+            }
+            gaps.push(gap);
+        }
+        return gaps;
+    }""")
+    assert max(gaps) < 1e-5, gaps
+
+
 def test_weights_are_drawn_as_their_initialisation_says(js):
-    """Orthogonal: W W^T = gain^2 I; He: n Var(W) = 2; Xavier uniform: n Var(W) = 1; PyTorch's default: 1/3."""
-    n = 64
-    for init, gain, scale in (("orthogonal", 1.5, None), ("kaiming", 1, 2), ("xavier", 1, 1), ("default", 1, 1 / 3)):
+    """Orthogonal: W W^T = gain^2 I (width 64 on the kernels, width 6 in JavaScript); He: n Var(W) = 2; Xavier
+    uniform: n Var(W) = 1; PyTorch's default: 1/3."""
+    for n, init, gain, scale in ((64, "orthogonal", 1.5, None), (6, "orthogonal", 0.5, None), (64, "kaiming", 1, 2),
+                                 (64, "xavier", 1, 1), (64, "default", 1, 1 / 3)):
         W = np.array(js.evaluate("([c, l]) => vgExplorer.weights(c, l)", [net(3, "tanh", init, width=n, gain=gain), 2]))
         W = W.reshape(n, n)
         if scale is None:

@@ -98,10 +98,11 @@ def main(argv=None):
           f"{'GMAC/s':>7}")
     for r in rows:
         rate = r["multiply_adds"] / r["cpu_ms"] / 1e6
-        print(f"{r['engine']:>8} {r['depth']:>5} {r['width']:>5} {r['cold_ms']:>9.1f} {r['median_ms']:>10.1f} {r['min_ms']:>8.1f} "
-              f"{r['cpu_ms']:>8.1f} {rate:>7.2f}")
-    print(f"median and min: wall clock over {args.runs} warm runs (weights cached); CPU: the main thread's CPU time "
-          "per run, which a busy machine does not inflate; cold: the first run, drawing the weights too")
+        print(f"{r['engine']:>8} {r['depth']:>5} {r['width']:>5} {r['cold_ms']:>9.1f} {r['median_ms']:>10.1f} "
+              f"{r['min_ms']:>8.1f} {r['cpu_ms']:>8.1f} {rate:>7.2f}")
+    print(f"median and min: wall clock over {args.runs} warm runs (weights cached, a new gain each run); CPU: the "
+          "main thread's CPU time per run, which a busy machine does not inflate; cold: the first run, drawing the "
+          "weights too")
     return 0
 
 

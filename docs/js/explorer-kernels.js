@@ -7,7 +7,8 @@
  * kilobytes. Float32, as PyTorch computes; explorer.js keeps its float64 JavaScript path for what float32 cannot
  * hold, and the tests check the two against each other and against vgsite's PyTorch probes.
  *
- * API: vgKernels.ready -> Promise of {exports, memory, relaxed} or null where WebAssembly SIMD is missing.
+ * API: vgKernels.ready -> Promise of {exports, memory, scratch, relaxed, bytes} or null where WebAssembly SIMD is
+ * missing; scratch is a second instance of the module with a memory of its own, for work outside the pass.
  * Layout rules of every kernel: pointers are byte offsets into the module's memory, float32 row-major arrays;
  * gemm needs m % 4 == 0 and p % 8 == 0, the element-wise kernels len % 4 == 0. Bytes 0..4095 stay zero, so
  * pointer 0 reads as a zero bias.
@@ -35,7 +36,7 @@
   function vec(items) { return [uleb(items.length), items]; }
   function section(id, body) { body = flat(body); return [id, uleb(body.length), body]; }
 
-  var I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
+  var I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
   function op(code) { return function () { return [Array.prototype.slice.call(arguments), code]; }; }
   function simd(code) { return function () { return [Array.prototype.slice.call(arguments), 0xfd, uleb(code)]; }; }
 
@@ -69,7 +70,9 @@
       iadd = simd(0xae), isub = simd(0xb1), ishl = simd(0xab), itrunc = simd(0xf8);
   var ZERO = vconst(0), ONE = vconst(1);
   // pairs of float64, for the sums of the statistics kernel
-  var promote = simd(0x5f), dadd = simd(0xf0), dmul = simd(0xf2);
+  var promote = simd(0x5f), dadd = simd(0xf0), dsub = simd(0xf1), dmul = simd(0xf2), dsplat = simd(0x14);
+  function f64c(x) { return [0x44, Array.from(new Uint8Array(new Float64Array([x]).buffer))]; }
+  function dlane(v, k) { return [v, 0xfd, 0x21, k]; }
   function highHalf(v) { return [v, v, 0xfd, 13, [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]]; } // shuffle
   function flane(v, k) { return [v, 0xfd, 0x1f, k]; }
 
@@ -270,6 +273,39 @@
           [get(L.out), [[[flane(get(L.mx), 0), flane(get(L.mx), 1), 0x97], [flane(get(L.mx), 2), flane(get(L.mx), 3),
                          0x97], 0x97], 0xbb], 0x39, 3, 16]];
       });
+    /* Modified Gram-Schmidt on the rows of M (n x n, float64, n % 4 == 0), once, in place: the orthogonal
+     * initialisation. Each row loses its projections on the rows before it, then is scaled to length 1. */
+    kernel("orthonormalise", { M: I32, n: I32 },
+      { i: I32, j: I32, t: I32, ri: I32, rj: I32, pi: I32, pj: I32, s0: V128, s1: V128, dv: V128 },
+      function (L) {
+        function dloadi(off) { return vload(get(L.pi), off); }
+        function dloadj(off) { return vload(get(L.pj), off); }
+        function dot(rowA, rowB) { // s0 + s1 = row A . row B, two float64 pairs at a time, on two chains
+          return [set(L.pi, get(rowA)), set(L.pj, get(rowB)), set(L.s0, ZERO), set(L.s1, ZERO), set(L.t, get(L.n)),
+            repeat(L.t, 4, [set(L.s0, dadd(get(L.s0), dmul(dloadi(0), dloadj(0)))),
+                            set(L.s1, dadd(get(L.s1), dmul(dloadi(16), dloadj(16)))),
+                            inc(L.pi, i32(32)), inc(L.pj, i32(32))]),
+            set(L.s0, dadd(get(L.s0), get(L.s1))),
+            [[dlane(get(L.s0), 0), dlane(get(L.s0), 1), 0xa0]]]; // leaves the sum (an f64) on the stack
+        }
+        function update(scaleJ) { // row i -= dv * row j  (or, with scaleJ false, row i *= dv)
+          return [set(L.pi, get(L.ri)), set(L.pj, get(L.rj)), set(L.t, get(L.n)),
+            repeat(L.t, 2, [vstore(get(L.pi), scaleJ ? dsub(dloadi(0), dmul(get(L.dv), dloadj(0)))
+                                                      : dmul(get(L.dv), dloadi(0))),
+                            inc(L.pi, i32(16)), inc(L.pj, i32(16))])];
+        }
+        var rowBytes = mul(get(L.n), i32(8));
+        return [set(L.i, i32(0)),
+          loop(
+            set(L.ri, add(get(L.M), mul(get(L.i), rowBytes))), set(L.j, i32(0)),
+            block(loop(brIf(1, [ltu(get(L.j), get(L.i)), 0x45]), // while j < i
+              set(L.rj, add(get(L.M), mul(get(L.j), rowBytes))),
+              set(L.dv, dsplat(dot(L.ri, L.rj))), update(true),
+              inc(L.j, i32(1)), [0x0c, 0])),
+            set(L.rj, get(L.ri)),
+            set(L.dv, dsplat([[f64c(1), [dot(L.ri, L.ri), 0x9f], 0xa3]])), update(false), // 1 / |row i|
+            inc(L.i, i32(1)), brIf(0, ltu(get(L.i), get(L.n))))];
+      });
     return list;
   }
 
@@ -301,8 +337,11 @@
     if (typeof WebAssembly === "undefined") return Promise.resolve(null);
     var relaxed = WebAssembly.validate(assemble(true)), bytes = relaxed ? assemble(true) : assemble(false);
     if (!WebAssembly.validate(bytes)) return Promise.resolve(null); // no SIMD: explorer.js stays in JavaScript
-    return WebAssembly.instantiate(bytes).then(function (r) {
-      return { exports: r.instance.exports, memory: r.instance.exports.memory, relaxed: relaxed, bytes: bytes.length };
+    return WebAssembly.compile(bytes).then(function (module) { // two instances: the engine's, and a scratch one
+      return Promise.all([WebAssembly.instantiate(module), WebAssembly.instantiate(module)]);
+    }).then(function (two) {
+      return { exports: two[0].exports, memory: two[0].exports.memory, scratch: two[1].exports, relaxed: relaxed,
+               bytes: bytes.length };
     }, function () { return null; });
   }
 
