@@ -1,6 +1,6 @@
 /* vgsite explorer kernels: the explorer's hot loops as a small WebAssembly SIMD module, assembled here at load time.
  *
- * Why: a recompute at depth 100, width 256, batch 64 is about a billion multiply-adds, plus 3 million activations.
+ * Why: a recompute at depth 100, width 256, batch 64 is about a billion multiply-adds and 1.6 million activations.
  * Plain JavaScript does about 1.5 billion a second; 4-wide float32 SIMD with fused multiply-adds does several
  * times that. There is no build step and no toolchain: the functions below are written in WebAssembly's folded
  * form (each helper returns its operands' bytes followed by its own opcode) and assembled into a module of a few
@@ -10,8 +10,8 @@
  * API: vgKernels.ready -> Promise of {exports, memory, scratch, relaxed, bytes} or null where WebAssembly SIMD is
  * missing; scratch is a second instance of the module with a memory of its own, for work outside the pass.
  * Layout rules of every kernel: pointers are byte offsets into the module's memory, float32 row-major arrays;
- * gemm needs m % 4 == 0 and p % 8 == 0, the element-wise kernels len % 4 == 0. Bytes 0..4095 stay zero, so
- * pointer 0 reads as a zero bias.
+ * gemm needs m % 4 == 0, p % 8 == 0 and k % 4 == 0, the element-wise kernels len % 4 == 0, stats len % 8 == 0.
+ * The caller keeps bytes 0..4095 zero, so that pointer 0 reads as a zero bias.
  */
 (function (global) {
   "use strict";
@@ -36,7 +36,7 @@
   function vec(items) { return [uleb(items.length), items]; }
   function section(id, body) { body = flat(body); return [id, uleb(body.length), body]; }
 
-  var I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
+  var I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
   function op(code) { return function () { return [Array.prototype.slice.call(arguments), code]; }; }
   function simd(code) { return function () { return [Array.prototype.slice.call(arguments), 0xfd, uleb(code)]; }; }
 
@@ -44,12 +44,15 @@
   function get(i) { return [0x20, uleb(i)]; }
   function set(i, v) { return [v, 0x21, uleb(i)]; }
   function i32(n) { return [0x41, sleb(n)]; }
-  function f32(x) { return [0x43, f32bytes(x)]; }
-  var add = op(0x6a), sub = op(0x6b), mul = op(0x6c), and32 = op(0x71), ltu = op(0x49), ne = op(0x47);
+  var add = op(0x6a), sub = op(0x6b), mul = op(0x6c), and32 = op(0x71), ltu = op(0x49), ne = op(0x47),
+      eqz = op(0x45), fmul = op(0x94), fmax = op(0x97), dadd1 = op(0xa0), dsqrt = op(0x9f), ddiv = op(0xa3),
+      promote1 = op(0xbb); // i32, f32 and f64 scalars
   function loadf(addr) { return [addr, 0x2a, 2, 0]; }
   function storef(addr, v) { return [addr, v, 0x38, 2, 0]; }
+  function stored(addr, v, offset) { return [addr, v, 0x39, 3, uleb(offset || 0)]; } // f64.store
   function block() { return [0x02, 0x40, Array.prototype.slice.call(arguments), 0x0b]; }
   function loop() { return [0x03, 0x40, Array.prototype.slice.call(arguments), 0x0b]; }
+  function br(depth) { return [0x0c, uleb(depth)]; }
   function brIf(depth, cond) { return [cond, 0x0d, uleb(depth)]; }
   function select(a, b, cond) { return [a, b, cond, 0x1b]; } // a where cond != 0, else b
   function inc(i, by) { return set(i, add(get(i), by)); }
@@ -69,7 +72,7 @@
       vgt = simd(0x44), vand = simd(0x4e), vor = simd(0x50), vselect = simd(0x52),
       iadd = simd(0xae), isub = simd(0xb1), ishl = simd(0xab), itrunc = simd(0xf8);
   var ZERO = vconst(0), ONE = vconst(1);
-  // pairs of float64, for the sums of the statistics kernel
+  // pairs of float64: the statistics kernel's sums, and Gram-Schmidt
   var promote = simd(0x5f), dadd = simd(0xf0), dsub = simd(0xf1), dmul = simd(0xf2), dsplat = simd(0x14);
   function f64c(x) { return [0x44, Array.from(new Uint8Array(new Float64Array([x]).buffer))]; }
   function dlane(v, k) { return [v, 0xfd, 0x21, k]; }
@@ -77,7 +80,7 @@
   function flane(v, k) { return [v, 0xfd, 0x1f, k]; }
 
   /* ---------- the kernels --------------------------------------------------------------------------------------
-   * Each is {name, params, locals, body(madd, L)}; L maps every param and local name to its index. */
+   * Each is {name, params, locals, body(L), results}; L maps every param and local name to its index. */
   function kernels(madd) {
     var list = [];
     /** c[0] x^(n-1) + ... + c[n-1], by Horner's rule on fused multiply-adds; x is the bytes of a local's get */
@@ -89,10 +92,11 @@
     }
 
     /* C (m x p) = alpha * A (m x k) . B (k x p) + bias (p) [+ C where acc = -1], from packed operands:
-     * Ap = packA(A), four rows interleaved per panel; Bp = packB(B), eight columns per panel. Every load in the
-     * inner loop is then at a fixed offset from two pointers, and a 4 x 8 block of C stays in eight registers
-     * while k runs (four steps of k per pass). Needs m % 4 == 0, p % 8 == 0, k % 4 == 0. With upper (for a Gram
-     * matrix, m = p) only the blocks that hold entries on or above the diagonal are computed. */
+     * Ap = packA(A), four rows interleaved per panel; Bp, B in panels of eight columns (packBT below, or
+     * explorer.js's packPanels for the weights, packed once). Every load in the inner loop is then at a fixed
+     * offset from two pointers, and a 4 x 8 block of C stays in eight registers while k runs (four steps of k per
+     * pass). Needs m % 4 == 0, p % 8 == 0, k % 4 == 0. With upper (for a Gram matrix, m = p) only the blocks
+     * that hold entries on or above the diagonal are computed. */
     kernel("gemm", { Ap: I32, Bp: I32, C: I32, m: I32, p: I32, k: I32, alpha: F32, bias: I32, acc: I32, upper: I32 },
       { i: I32, j: I32, t: I32, pa: I32, pb: I32, pc: I32, p4: I32, iend: I32,
         c00: V128, c01: V128, c10: V128, c11: V128, c20: V128, c21: V128, c30: V128, c31: V128,
@@ -150,7 +154,7 @@
             set(L.dst, add(get(L.Bp), add(mul(mul(and32(get(L.j), i32(-8)), get(L.k)), i32(4)),
                                           mul(and32(get(L.j), i32(7)), i32(4))))),
             set(L.t, get(L.k)),
-            repeat(L.t, 1, [storef(get(L.dst), [loadf(get(L.src)), get(L.c), 0x94]), inc(L.src, i32(4)),
+            repeat(L.t, 1, [storef(get(L.dst), fmul(loadf(get(L.src)), get(L.c))), inc(L.src, i32(4)),
                             inc(L.dst, i32(32))]),
             inc(L.j, i32(1)), brIf(0, ltu(get(L.j), get(L.p))))];
       });
@@ -261,17 +265,18 @@
             return [set(L[sum], dadd(get(L[sum]), half)), set(L[sq], dadd(get(L[sq]), dmul(half, half)))];
           })];
         }
-        function total(a, b, k) { return [dadd(get(L[a]), get(L[b])), 0xfd, 0x21, k]; } // lane k of a + b
+        function total(a, b) { // the four float64 partial sums of two accumulators, as one float64
+          return dadd1(dlane(dadd(get(L[a]), get(L[b])), 0), dlane(dadd(get(L[a]), get(L[b])), 1));
+        }
         return [set(L.s1, ZERO), set(L.s2, ZERO), set(L.t1, ZERO), set(L.t2, ZERO), set(L.mx, ZERO),
           repeat(L.len, 8, [
             set(L.v, vload(get(L.X))), set(L.w, vload(get(L.X), 16)),
             set(L.mx, vmax(get(L.mx), vmax(vabs(get(L.v)), vabs(get(L.w))))),
             add(get(L.v), "s1", "s2"), add(get(L.w), "t1", "t2"),
             inc(L.X, i32(32))]),
-          [get(L.out), [total("s1", "t1", 0), total("s1", "t1", 1), 0xa0], 0x39, 3, 0],
-          [get(L.out), [total("s2", "t2", 0), total("s2", "t2", 1), 0xa0], 0x39, 3, 8],
-          [get(L.out), [[[flane(get(L.mx), 0), flane(get(L.mx), 1), 0x97], [flane(get(L.mx), 2), flane(get(L.mx), 3),
-                         0x97], 0x97], 0xbb], 0x39, 3, 16]];
+          stored(get(L.out), total("s1", "t1"), 0), stored(get(L.out), total("s2", "t2"), 8),
+          stored(get(L.out), promote1(fmax(fmax(flane(get(L.mx), 0), flane(get(L.mx), 1)),
+                                           fmax(flane(get(L.mx), 2), flane(get(L.mx), 3)))), 16)];
       });
     /* Modified Gram-Schmidt on the rows of M (n x n, float64, n % 4 == 0), once, in place: the orthogonal
      * initialisation. Each row loses its projections on the rows before it, then is scaled to length 1. */
@@ -286,7 +291,7 @@
                             set(L.s1, dadd(get(L.s1), dmul(dloadi(16), dloadj(16)))),
                             inc(L.pi, i32(32)), inc(L.pj, i32(32))]),
             set(L.s0, dadd(get(L.s0), get(L.s1))),
-            [[dlane(get(L.s0), 0), dlane(get(L.s0), 1), 0xa0]]]; // leaves the sum (an f64) on the stack
+            dadd1(dlane(get(L.s0), 0), dlane(get(L.s0), 1))]; // leaves the sum (an f64) on the stack
         }
         function update(scaleJ) { // row i -= dv * row j  (or, with scaleJ false, row i *= dv)
           return [set(L.pi, get(L.ri)), set(L.pj, get(L.rj)), set(L.t, get(L.n)),
@@ -298,12 +303,12 @@
         return [set(L.i, i32(0)),
           loop(
             set(L.ri, add(get(L.M), mul(get(L.i), rowBytes))), set(L.j, i32(0)),
-            block(loop(brIf(1, [ltu(get(L.j), get(L.i)), 0x45]), // while j < i
+            block(loop(brIf(1, eqz(ltu(get(L.j), get(L.i)))), // while j < i
               set(L.rj, add(get(L.M), mul(get(L.j), rowBytes))),
               set(L.dv, dsplat(dot(L.ri, L.rj))), update(true),
-              inc(L.j, i32(1)), [0x0c, 0])),
+              inc(L.j, i32(1)), br(0))),
             set(L.rj, get(L.ri)),
-            set(L.dv, dsplat([[f64c(1), [dot(L.ri, L.ri), 0x9f], 0xa3]])), update(false), // 1 / |row i|
+            set(L.dv, dsplat(ddiv(f64c(1), dsqrt(dot(L.ri, L.ri))))), update(false), // 1 / |row i|
             inc(L.i, i32(1)), brIf(0, ltu(get(L.i), get(L.n))))];
       });
     return list;
