@@ -58,38 +58,28 @@
       return t >>> 0;
     }
     for (var i = 0; i < 12; i++) next32();
-    var spare = NaN;
-    var rng = {
+    return {
       uniform: function () { return ((next32() >>> 5) * 67108864 + (next32() >>> 6)) / 9007199254740992; },
-      normal: function () { // Marsaglia's polar method
-        if (spare === spare) { var v = spare; spare = NaN; return v; }
-        var u, w, x;
-        do { u = 2 * rng.uniform() - 1; w = 2 * rng.uniform() - 1; x = u * u + w * w; } while (x >= 1 || x === 0);
-        var f = Math.sqrt(-2 * Math.log(x) / x);
-        spare = w * f;
-        return u * f;
-      },
       /** out[0 .. len) = uniform on [-1, 1) (32 random bits each), or standard normal (polar method): the bulk
        * draw for the weights, with the generator's state in locals (a hundred times fewer calls). */
       fill: function (out, len, normal) {
-        var A = a, B = b, C = c, D = d, i = 0, t, u, v, x, f;
+        var A = a, B = b, C = c, D = d, i = 0, t, r, u = 0, haveU = false, x, f;
         while (i < len) {
           t = (((A + B) | 0) + D) | 0; D = (D + 1) | 0; A = B ^ (B >>> 9); B = (C + (C << 3)) | 0;
-          C = (C << 21) | (C >>> 11); C = (C + t) | 0; u = (t >>> 0) / 2147483648 - 1;
-          if (!normal) { out[i++] = u; continue; }
-          t = (((A + B) | 0) + D) | 0; D = (D + 1) | 0; A = B ^ (B >>> 9); B = (C + (C << 3)) | 0;
-          C = (C << 21) | (C >>> 11); C = (C + t) | 0; v = (t >>> 0) / 2147483648 - 1;
-          x = u * u + v * v;
+          C = (C << 21) | (C >>> 11); C = (C + t) | 0; r = (t >>> 0) / 2147483648 - 1;
+          if (!normal) { out[i++] = r; continue; }
+          if (!haveU) { u = r; haveU = true; continue; } // the polar method takes its uniforms in pairs (u, r)
+          haveU = false;
+          x = u * u + r * r;
           if (x >= 1 || x === 0) continue;
           f = Math.sqrt(-2 * Math.log(x) / x);
           out[i++] = u * f;
-          if (i < len) out[i++] = v * f;
+          if (i < len) out[i++] = r * f;
         }
-        a = A; b = B; c = C; d = D; spare = NaN;
+        a = A; b = B; c = C; d = D;
         return out;
       }
     };
-    return rng;
   }
 
   /* ---------- the weights: base matrices cached per (seed, width, family), scaled per init and gain -------------
