@@ -71,3 +71,15 @@ def finish(ax, xlabel, ylabel, title=None, legend=True, **legend_kw):
         ax.set_title(title)
     if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(**legend_kw)
+
+
+def median_band(ax, x, per_seed, label=None, log=False, **kw):
+    """The median over seeds as a line, the min–max range as a shaded band: a trained curve with its spread."""
+    per_seed = np.asarray(per_seed, dtype=float)
+    low, mid, high = per_seed.min(axis=0), np.median(per_seed, axis=0), per_seed.max(axis=0)
+    if log:
+        line = log_line(ax, x, mid, label=label, **kw)
+    else:
+        (line,) = ax.plot(x, mid, label=label, **kw)
+    ax.fill_between(np.asarray(x, dtype=float), low, high, color=line.get_color(), alpha=0.2, lw=0)
+    return line

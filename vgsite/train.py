@@ -72,3 +72,25 @@ def fit(model, data, steps, lr=0.1, batch_size=64, optimizer="sgd", momentum=0.0
         if step < steps:
             opt.step()
     return history
+
+
+def fit_seeds(build, data, seeds, steps, hooks=None, **fit_kw):
+    """Train one model per seed, each with its own initialisation and batches; returns [(model, history)].
+
+    A claim about trained networks is only as good as its spread: train at least 3 seeds and quote the median
+    and the range (across_seeds). hooks(seed) may return the on_step hook of that seed's run.
+    """
+    runs = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = build()
+        on_step = hooks(seed) if hooks else None
+        runs.append((model, fit(model, data, steps, seed=seed, on_step=on_step, **fit_kw)))
+    return runs
+
+
+def across_seeds(values) -> dict:
+    """Median, min and max over the first axis (the seeds), with every seed's value kept."""
+    values = np.asarray(values, dtype=float)
+    return {"median": np.median(values, axis=0), "min": values.min(axis=0), "max": values.max(axis=0),
+            "per_seed": values}
