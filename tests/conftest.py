@@ -2,10 +2,13 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from filelock import FileLock
 
 # As in the experiments (vgsite.runner.execute): one torch thread, so the numbers the tests check are the
 # ones the figures show, and pytest's processes do not oversubscribe the cores.
@@ -39,18 +42,108 @@ def project(tmp_path):
     return copy_project(tmp_path / "project")
 
 
+def shared_dir(tmp_path_factory) -> Path:
+    """A temporary folder shared by every worker of this run (pytest-xdist), or this process's own without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def once(tmp_path_factory, name):
+    """Make something once per test run however many xdist workers ask for it: the first to come makes it while the
+    others wait, then they all use it. Yields None when it is already made, else a `done` callback to call on
+    success; a failure is recorded so that the others fail with the same message instead of making it again."""
+    shared = shared_dir(tmp_path_factory)
+    done, failed = shared / f"{name}.done", shared / f"{name}.failed"
+    with FileLock(str(shared / f"{name}.lock")):
+        if failed.exists():
+            pytest.fail(failed.read_text(), pytrace=False)
+        if done.exists():
+            yield None
+            return
+        try:
+            yield lambda: done.write_text("")
+        except BaseException as err:
+            failed.write_text(f"{name} could not be made (in another worker): {err}")
+            raise
+
+
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory):
-    """One copy of the project whose `vanishing` figures have been made, shared by the read-only tests."""
-    path = copy_project(tmp_path_factory.mktemp("built") / "project")
-    result = run_vgsite(path, "figures", "vanishing", "--jobs", "1")
-    assert result.returncode == 0, result.stdout + result.stderr
+    """One copy of the project whose `vanishing` figures have been made, shared by the read-only tests (and by
+    every xdist worker: it is made once)."""
+    path = shared_dir(tmp_path_factory) / "built" / "project"
+    with once(tmp_path_factory, "built-project") as make:
+        if make:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            path.parent.mkdir()
+            copy_project(path)
+            result = run_vgsite(path, "figures", "vanishing", "--jobs", "1")
+            assert result.returncode == 0, result.stdout + result.stderr
+            make()
     return path
 
 
 @pytest.fixture(scope="session")
-def site_dir():
-    """The real site, built from the real figures (experiments that are out of date run first)."""
-    result = subprocess.run([sys.executable, "-m", "vgsite", "build"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+def site_dir(tmp_path_factory):
+    """The real site, built from the real figures (experiments that are out of date run first); built once per
+    test run, however many xdist workers use it."""
+    with once(tmp_path_factory, "site") as make:
+        if make:
+            result = subprocess.run([sys.executable, "-m", "vgsite", "build"], cwd=ROOT, capture_output=True,
+                                    text=True)
+            assert result.returncode == 0, result.stdout + result.stderr
+            make()
     return ROOT / "site"
+
+
+PREFIX = "/vgsite/"  # GitHub Pages serves a project site under /REPO/
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory):
+    """The site as the Pages workflow builds it (mkdocs build --strict, SITE_URL at a project sub-path), served at
+    that address: http://127.0.0.1:PORT/vgsite/. One build shared by the tests that open pages in a browser
+    (test_browser, test_explorer), which are kept on one xdist worker (xdist_group "site") for it. Its address
+    names the port it is served on, so it cannot be shared with another worker's server."""
+    from vgsite.bench import serve_site
+
+    site = tmp_path_factory.mktemp("pages") / "site"
+    site.mkdir()
+    with serve_site(site, PREFIX) as base:
+        env = {**os.environ, "SITE_URL": base, "NO_MKDOCS_2_WARNING": "1"}
+        proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+                               str(ROOT / "mkdocs.yml"), "--site-dir", str(site)], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"mkdocs build failed (are the figures made? run `make`):\n{proc.stderr}"
+        yield SimpleNamespace(base=base, dir=site)
+
+
+def pytest_collection_finish(session):
+    """Under `--dist loadgroup` (make test), a test marked xdist_group carries its group in its id, which is how
+    pytest-xdist keeps a group on one worker. Some pytest releases drop the tag silently (9.2 with xdist 3.8): then
+    every worker would build and crawl the site again, so stop instead."""
+    if session.config.getoption("loadgroup", False) and os.environ.get("PYTEST_XDIST_WORKER"):
+        untagged = [item.nodeid for item in session.items
+                    if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if untagged:
+            raise pytest.UsageError(f"pytest-xdist did not tag {untagged[0]} with its xdist_group: this pytest and "
+                                    "pytest-xdist do not work together (see requirements.lock)")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """test_explorer's agreement table, when pytest-xdist spread its cases over workers (whose output is not shown)."""
+    if not getattr(config.option, "numprocesses", None):
+        return  # one process: test_report_agreement printed it
+    rows = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            props = dict(getattr(report, "user_properties", ()))
+            if getattr(report, "when", None) == "call" and "explorer_agreement" in props:
+                rows[report.nodeid.rpartition("[")[2].rstrip("]")] = props["explorer_agreement"]
+    if rows:
+        worst = max(abs(a - b) for a, b in rows.values())
+        terminalreporter.write_line(f"explorer vs torch, mean log10(|dL/dh_1| / |dL/dh_L|) over 5 draws; "
+                                    f"worst gap {worst:.2f}")
+        for key, (a, b) in rows.items():
+            terminalreporter.write_line(f"  {key:40s} explorer {a:8.2f}  torch {b:8.2f}  gap {a - b:+.2f}")

@@ -68,3 +68,15 @@ def test_each_layer_norm_is_about_twice_the_typical_stretch(jacobians):
     # by sigma sqrt(n) (Marchenko-Pastur), so the bound loses about a factor 2 per layer.
     for act, entry in jacobians.items():
         assert 1.6 < entry["mean_factor_bound"] / entry["mean_factor_gradient"] < 2.2, act
+
+
+def test_the_slip_is_worst_for_sigmoid_near_the_input_and_about_the_gradients_size_for_relu(manual):
+    sigmoid = manual["nets"]["sigmoid"]["slip"]["weight_rel_error"][:-1]
+    assert max(sigmoid) == sigmoid[0] and sigmoid[0] > 1  # off by more than the gradient itself
+    relu = manual["nets"]["relu"]["slip"]["weight_rel_error"][:-1]
+    assert all(0.5 < e < 2 for e in relu)
+
+
+def test_rounding_is_of_the_order_of_machine_epsilon(manual):
+    assert manual["worst_float32"] < 20 * manual["machine_eps"]["float32"]
+    assert manual["worst_float64"] < 20 * manual["machine_eps"]["float64"]

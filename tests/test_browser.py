@@ -12,21 +12,19 @@ GitHub's runners) and skip without it; never `playwright install`, which downloa
 figures must exist (`make test` builds them first).
 """
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import ROOT
-from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, page_paths, serve_site
+from conftest import PREFIX
+from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, page_paths
 
-PREFIX = "/vgsite/"
+pytestmark = pytest.mark.xdist_group("site")  # with test_explorer's page tests: one worker, one build of the site
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 CODE = "code/"  # the generated source listings
@@ -52,18 +50,11 @@ class Site:
         return rel[: -len("index.html")] if rel.endswith("index.html") else rel
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory):
-    """The site built with SITE_URL at the sub-path (as the Pages workflow builds it) and served there."""
-    site = tmp_path_factory.mktemp("pages") / "site"
-    site.mkdir()
-    with serve_site(site, PREFIX) as base:
-        env = {**os.environ, "SITE_URL": base, "NO_MKDOCS_2_WARNING": "1"}
-        proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-                               str(ROOT / "mkdocs.yml"), "--site-dir", str(site)], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == 0, f"mkdocs build failed (are the figures made? run `make`):\n{proc.stderr}"
-        yield Site(base, site)
+@pytest.fixture(scope="module")
+def served(published):
+    """The site built with SITE_URL at the sub-path (as the Pages workflow builds it) and served there: conftest's
+    `published`, one build for this file and test_explorer."""
+    return Site(published.base, published.dir)
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,9 @@ def test_cuda_without_a_gpu_is_a_usage_error(built_project):
 def test_list_shows_every_experiment_and_its_status(built_project):
     result = run_vgsite(built_project, "list")
     assert result.returncode == 0
-    experiments_table = result.stdout.split("\n\n")[0]  # the notebooks' table follows
-    rows = [line.split() for line in experiments_table.splitlines()[1:]]
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]  # one table: experiments and notebooks
+    assert ["vanishing", "vanishing.ipynb", "never", "executed", "-"] in rows
+    rows = [r for r in rows if not r[1].endswith(".ipynb")]
     assert {(r[0], r[1]) for r in rows} >= {("vanishing", "gradient-norms"), ("vanishing", "depth-sweep"),
                                             ("vanishing", "activation-derivatives")}
     assert all(" ".join(r[2:5]) == "up to date" for r in rows if r[0] == "vanishing")
@@ -87,3 +88,39 @@ def test_clean_removes_generated_files_but_keeps_the_readme(built_project, tmp_p
     result = run_vgsite(copy, "clean")
     assert result.returncode == 0
     assert [p.name for p in (copy / "figures").iterdir()] == ["README.md"]
+
+
+def test_the_reading_order_is_the_nav_of_mkdocs_yml():
+    """TOPICS is read from the nav (the notebooks' order); every topic has its page and notebook there, in the
+    same order, so adding a topic touches no list in the code."""
+    from vgsite.registry import TOPICS, nav_entries, topic_modules
+
+    nav = nav_entries()
+    assert sorted(TOPICS) == topic_modules()
+    notebooks = [p.split("/")[1][:-6] for p in nav if p.startswith("notebooks/") and p.endswith(".ipynb")]
+    missing = [t for t in TOPICS if f"notebooks/{t}.ipynb" not in nav]
+    assert not missing, f"add these topics' notebooks (and pages) to the nav of mkdocs.yml: {', '.join(missing)}"
+    assert list(TOPICS) == [t for t in notebooks if t in TOPICS]
+    pages = ["overview" if p == "index.md" else p[:-3] for p in nav if p.endswith(".md") and "/" not in p]
+    assert [p for p in pages if p in TOPICS] == [t for t in TOPICS if t in pages]  # pages in the same order
+
+
+def test_the_runner_and_the_hooks_share_one_figure_layout():
+    from vgsite import docs_hooks, runner
+    from vgsite.registry import code_page, figure_file, record_file
+
+    assert figure_file("vanishing", "depth-sweep") == "vanishing/depth-sweep.png"
+    assert record_file("vanishing/depth-sweep") == "vanishing/depth-sweep.json"
+    assert code_page("vgsite/topics/vanishing.py") == code_page("vgsite.topics.vanishing") == \
+        "code/vgsite.topics.vanishing.md"
+    assert docs_hooks.code_page_uri("vgsite/topics/vanishing.py") == code_page("vgsite.topics.vanishing")
+    assert runner.figure_file is figure_file and runner.record_file is record_file
+
+
+def test_figures_are_found_through_the_manifest_not_by_reading_records(built_project, monkeypatch):
+    import vgsite.runner as runner
+
+    index = runner.figure_index(built_project / "figures")
+    png, record = index["vanishing/depth-sweep"]
+    assert png == built_project / "figures" / "vanishing" / "depth-sweep.png"
+    assert record == built_project / "figures" / "vanishing" / "depth-sweep.json"

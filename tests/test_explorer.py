@@ -3,14 +3,8 @@
 The explorer's random numbers are not torch's, so single draws differ; what must agree are the statistics: the
 mean over five draws on each side. Runs Debian's /usr/bin/chromium through playwright (never `playwright install`).
 """
-import functools
-import http.server
 import math
-import os
 import re
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -113,9 +107,10 @@ AGREEMENT = {}  # case id -> (explorer, torch): the mean log10 first/last ratio,
 
 
 @pytest.mark.parametrize("cfg", CASES, ids=case_id)
-def test_explorer_matches_pytorch_probes(js, cfg):
+def test_explorer_matches_pytorch_probes(js, cfg, record_property):
     ours, theirs = js_draws(js, cfg), torch_draws(cfg)
     AGREEMENT[case_id(cfg)] = (mean(ours, "signal"), mean(theirs, "signal"))
+    record_property("explorer_agreement", AGREEMENT[case_id(cfg)])  # for the report when xdist splits the cases
     # The gradient's first-to-last ratio, and the weight gradient's: the same within half a decade on average.
     assert mean(ours, "signal") == pytest.approx(mean(theirs, "signal"), abs=0.5)
     assert mean(ours, "weight") == pytest.approx(mean(theirs, "weight"), abs=0.5)
@@ -127,6 +122,7 @@ def test_explorer_matches_pytorch_probes(js, cfg):
 
 
 def test_report_agreement(capsys):
+    """Prints the agreement table (in one process; under pytest-xdist, conftest prints it at the end of the run)."""
     if AGREEMENT:
         with capsys.disabled():
             worst = max(abs(a - b) for a, b in AGREEMENT.values())
@@ -287,25 +283,20 @@ def test_address_round_trips(js):
 # ---------------------------------------------------------------------------------------------------------------
 # The built page: controls, plots, summary, address.
 
-@pytest.fixture(scope="module")
-def explorer_site(tmp_path_factory):
-    """The site as MkDocs builds it from the current pages and figures (no experiment runs; not strict: a broken
-    link on another page is test_site's business, not this file's)."""
-    out = tmp_path_factory.mktemp("explorer-site")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--site-dir", str(out)], cwd=ROOT,
-                            capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
+ON_THE_SITE_WORKER = pytest.mark.xdist_group("site")  # with test_browser: one xdist worker, one build of the site
 
 
 @pytest.fixture(scope="module")
-def served(explorer_site):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(explorer_site))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
+def explorer_site(published):
+    """The site as MkDocs builds it from the current pages and figures (no experiment runs): conftest's `published`,
+    the one build the browser tests share (strict, as the Pages workflow builds it)."""
+    return published.dir
+
+
+@pytest.fixture(scope="module")
+def served(published):
+    """Its address, http://127.0.0.1:PORT/vgsite/: the pages' links are relative, so they work under a sub-path."""
+    return published.base
 
 
 def open_page(browser, url, explorer=True, **ctx):
@@ -333,6 +324,7 @@ def wait_change(page, selector, old):
                            timeout=60_000)
 
 
+@ON_THE_SITE_WORKER
 def test_page_controls_redraw_and_update_the_address(browser, served):
     page, errors, hosts = open_page(
         browser, served + "explorer/#depth=20&width=32&act=sigmoid&init=default&gain=1&res=0&norm=none&seed=0")
@@ -381,6 +373,7 @@ def test_page_controls_redraw_and_update_the_address(browser, served):
     assert set(hosts) == {served.split("/")[2]}
 
 
+@ON_THE_SITE_WORKER
 def test_exact_zeros_are_marked_on_the_plot(browser, served):
     """A ReLU layer 8 units wide can switch off entirely; below it the gradient is exactly 0, drawn as triangles."""
     page, errors, _ = open_page(
@@ -393,6 +386,7 @@ def test_exact_zeros_are_marked_on_the_plot(browser, served):
     assert not errors
 
 
+@ON_THE_SITE_WORKER
 def test_compact_explorer_on_the_home_page_links_to_the_full_one(browser, served):
     page, errors, _ = open_page(browser, served, viewport={"width": 375, "height": 800})
     assert page.query_selector(".vgx-compact .vgx-panel-grad svg path.vgx-line")
@@ -405,6 +399,7 @@ def test_compact_explorer_on_the_home_page_links_to_the_full_one(browser, served
     assert not errors
 
 
+@ON_THE_SITE_WORKER
 def test_preset_links_on_the_vanishing_page_open_the_explorer_with_their_settings(browser, served, explorer_site):
     html = (explorer_site / "vanishing" / "index.html").read_text()
     links = re.findall(r'href="(\.\./explorer/#[^"]+)"', html)

@@ -7,7 +7,8 @@ import torch
 
 from vgsite.nets import DeepMLP
 from vgsite.registry import load
-from vgsite.topics.init import first_to_last, matrix_nets, mean_field_variance, scalar_chain
+from vgsite.theory import forward_variance
+from vgsite.topics.init import first_to_last, matrix_nets, scalar_chain
 
 EXPERIMENTS = load()
 torch.set_num_threads(1)
@@ -114,7 +115,7 @@ def test_mean_field_recursion_for_relu_is_the_closed_form():
     # ReLU: Var(h) = q (1/2 - 1/(2 pi)) with q_{l+1} = s q_l / 2
     s = 2 / 3
     q = s * (s / 2) ** np.arange(6)
-    assert mean_field_variance("relu", s, 6) == pytest.approx(q * (0.5 - 0.5 / np.pi), rel=1e-6)
+    assert forward_variance("relu", s, 6) == pytest.approx(q * (0.5 - 0.5 / np.pi), rel=1e-6)
 
 
 def test_glorot_bengio_standard_init_shrinks_back_propagated_gradients_xavier_does_not():
@@ -127,3 +128,19 @@ def test_glorot_bengio_standard_init_shrinks_back_propagated_gradients_xavier_do
     assert spread(standard) > 3 * spread(xavier)
     # Glorot & Bengio's other observation: with the standard init the weight gradients stay alike across layers
     assert 0.7 < standard["weight_grad_std_first_over_last"] < 1.4
+
+
+def test_he_gain_puts_tanh_in_the_chaotic_phase_not_in_saturation(variance):
+    he = variance["tanh"]["kaiming"]
+    theory_ = he["theory"]
+    assert theory_["q_star"] == pytest.approx(0.618, abs=0.005)
+    assert theory_["chi1"] == pytest.approx(1.106, abs=0.005) and theory_["chi1"] > 1  # chaotic
+    assert he["variance"][-1] == pytest.approx(theory_["variance_h"], rel=0.1)  # the fixed point is reached
+    assert he["beyond_3"] < 1e-3  # almost no unit is saturated
+    assert variance["tanh"]["xavier"]["theory"]["chi1"] == 1.0  # gain 1: the edge of chaos
+
+
+def test_tanh_at_he_gain_explodes_over_depth(heatmap):
+    gains = np.array(heatmap["gains"])
+    he = int(np.argmin(abs(gains - math.sqrt(2))))
+    assert np.all(np.array(heatmap["nets"]["tanh"]["log10_ratio"])[:, he] > 0)

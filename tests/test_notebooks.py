@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT, run_vgsite
 from vgsite import notebooks
+from vgsite.cache import vgsite_imports
 
 SOURCES = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
 NAMES = [p.stem for p in SOURCES]
@@ -45,9 +46,22 @@ def test_used_modules_follow_imports_and_experiment_ids():
     nb.cells = [nbformat.v4.new_code_cell('%matplotlib inline\nfrom vgsite.probes import probe_at_init\n'
                                           'import numpy\nrun("vanishing/depth-sweep")\nx = "a/b"')]
     found = notebooks.used_modules(nb)
-    assert found == {"vgsite.notebooks", "vgsite.probes", "vgsite.topics.vanishing"}
+    assert found == {"vgsite.probes", "vgsite.topics.vanishing"}  # what it imports, not the code that runs it
     # the hash covers what those import in turn: nets (through probes)
-    assert "vgsite.nets" in set().union(*(notebooks.vgsite_imports(m) for m in found))
+    assert "vgsite.nets" in set().union(*(vgsite_imports(m) for m in found))
+
+
+def test_the_notebook_helpers_are_not_in_a_notebooks_code_hash():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from vgsite.lab import run_experiment, setup, show")]
+    covered = set().union(*(vgsite_imports(m) for m in notebooks.used_modules(nb)))
+    assert "vgsite.lab" in covered
+    assert not covered & {"vgsite.notebooks", "vgsite.runner", "vgsite.cache", "vgsite.docs_hooks", "vgsite.cli"}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=NAMES)
+def test_notebooks_import_the_lab_not_the_runner(path):
+    assert "vgsite.notebooks" not in path.read_text()
 
 
 # ---------------------------------------------------------------- executing and caching
@@ -58,7 +72,7 @@ def test_cache_reexecutes_only_what_changed_and_a_failing_cell_fails_clearly(pro
         path.unlink()
     write_notebook(src / "alpha.ipynb", "# Alpha", "from vgsite.probes import probe_at_init",
                    "print(len(probe_at_init(3, 8)['signal']))")
-    write_notebook(src / "beta.ipynb", "# Beta", "from vgsite.plots import figure\nfrom vgsite.notebooks import show",
+    write_notebook(src / "beta.ipynb", "# Beta", "from vgsite.plots import figure\nfrom vgsite.lab import show",
                    "fig, ax = figure(width=3, height=2)\nax.plot([0, 1], [1, 0])\nshow(fig, alt='a line')")
     out = project / "figures" / "notebooks"
 
@@ -140,7 +154,9 @@ def test_search_index_has_no_image_blobs(site_dir):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_topic_page_links_its_notebook(name):
-    page = ROOT / "docs" / ("index.md" if name == "overview" else f"{name}.md")
+    from vgsite.registry import topic_page
+
+    page = topic_page(name)
     text = page.read_text()
     if len(text.splitlines()) < 5:
         pytest.skip(f"{page.name} is still a stub")

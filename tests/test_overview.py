@@ -24,3 +24,11 @@ def test_vanishing_flat_and_exploding_are_where_the_page_says(nets):
     assert abs(at_20["ReLU, He init N(0, 2/n)"]) < 0.5
     assert at_20["ReLU, weights N(0, 4/n)"] > 2
     assert abs(at_20["sigmoid + batch norm + residual"]) < 1
+
+
+def test_the_headline_slopes_are_the_theory_factors():
+    from vgsite.theory import per_layer_factor
+    nets = load()["overview/headline"](depths=(5, 10, 20), seeds=(0, 1)).data["nets"]
+    assert nets["ReLU, He init N(0, 2/n)"]["slope_per_layer"] == pytest.approx(0, abs=0.03)
+    assert nets["ReLU, weights N(0, 4/n)"]["slope_per_layer"] == pytest.approx(
+        np.log10(per_layer_factor("relu", 4.0)), abs=0.02)

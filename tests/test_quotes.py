@@ -165,3 +165,8 @@ def test_every_rendered_number_moves_with_the_data(page):
         numbers = re.findall(r"\d+\.\d+", real)
         if numbers and real == moved and not all(float(n).is_integer() for n in numbers):
             pytest.fail(f"{page.name}: {call.group(0)} renders {real} whatever the data say")
+
+
+def test_keys_that_are_no_python_names_are_reached_through_data():
+    record = {"data": {"plain + BN": {"acc": [0.5, 0.7, 0.6]}}, "config": {}}
+    assert render('{{ value("t/e", "median(data[\'plain + BN\'].acc)", ".0%") }}', record) == "60%"

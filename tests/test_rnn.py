@@ -45,6 +45,29 @@ def test_linear_rnn_follows_rho_to_the_k_exactly_for_orthogonal_weights_only():
         assert run["max_rel_error"] > 0.05, rho
 
 
+def test_a_non_normal_w_exceeds_rho_to_the_k_for_a_while_and_gelfand_holds():
+    data = EXPERIMENTS["rnn/linear-rnn"]().data
+    power = data["gaussian_norm_power"]
+    # the page: one step back the gradient is above rho^k, and ||W^k|| for rho = 1 is above 1 ...
+    assert data["gaussian"]["1.0"]["max_over_predicted"] > 1 and data["gaussian"]["1.0"]["k_at_max_over"] >= 1
+    assert power["at_1"] > 1 and power["max"] > power["at_1"]
+    # ... while its k-th root closes in on rho = 1 (Gelfand's formula)
+    assert abs(power["kth_root_at_end"] - 1) < abs(power["kth_root_at_10"] - 1) < abs(power["at_1"] - 1)
+    # and the measured gradient never exceeds the largest growth over all directions
+    measured = np.asarray(data["gaussian"]["1.0"]["measured"])
+    assert np.all(measured <= np.asarray(power["norm"]) * (1 + 1e-4))
+
+
+def test_for_a_normal_matrix_the_spectral_norm_of_its_powers_is_rho_to_the_k():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(16, 16, generator=gen, dtype=torch.float64)
+    w = (a + a.T) / 2  # symmetric, so normal, with eigenvalues of different sizes
+    rho = torch.linalg.eigvalsh(w).abs().max().item()
+    for k in (1, 2, 5, 10):
+        assert torch.linalg.matrix_norm(torch.linalg.matrix_power(w, k), ord=2).item() == pytest.approx(rho ** k,
+                                                                                                       rel=1e-9)
+
+
 def test_vanilla_rnn_gradient_is_bounded_by_powers_of_the_spectral_norm():
     # dL/dh_(t-1) = W^T (tanh'(z_t) * dL/dh_t) and tanh' <= 1, so each step multiplies by at most ||W_hh||_2
     torch.manual_seed(0)
@@ -63,23 +86,35 @@ def test_at_default_init_all_three_vanish_and_a_remembering_init_does_not():
                   "GRU, default init (update bias 0)"):
         assert nets[label]["log10_at_50"] < -7, label  # the page: about ten decades over 50 steps, all three
     defaults = [nets[label]["log10_at_50"] for label in nets if "default" in label]
-    assert max(defaults) - min(defaults) < 2  # gated networks are no better than the vanilla one at default init
+    # the page: similar rates, gated networks no cure at default init (the same check as the page's, small size)
+    assert max(defaults) / min(defaults) > 2 / 3
+    remembering = [nets["LSTM, forget-gate bias 3"]["log10_at_50"], nets["GRU, update-gate bias 3"]["log10_at_50"]]
+    assert max(defaults) < 3 * min(remembering)
     assert nets["LSTM, forget-gate bias 3"]["log10_at_50"] > -3
     assert nets["GRU, update-gate bias 3"]["log10_at_50"] > -3
     # the vanilla RNN as initialised is more than two decades below the LSTM initialised to remember
     assert nets["vanilla RNN (tanh), default init"]["log10_at_50"] < nets["LSTM, forget-gate bias 3"]["log10_at_50"] - 2
 
 
-def test_a_gated_network_beats_the_baseline_after_a_short_training():
-    data = EXPERIMENTS["rnn/adding-20"](length=10, models=("gru",), steps=400, patience=400, test_size=500).data
+def test_a_gated_network_beats_the_baseline_after_a_short_training_in_every_seed():
+    data = EXPERIMENTS["rnn/adding-20"](length=10, models=("gru",), steps=400, patience=400, test_size=500,
+                                        seeds=(0, 1)).data
     gru = data["models"]["gru"]
-    assert gru["test_mse"] < ADDING_BASELINE / 4
-    assert gru["log10_after_at_end"] > gru["log10_before_at_end"]  # training opened the path back in time
+    assert len(gru["test_mse"]) == 2 and len(gru["histories"]) == 2  # one value per seed, and the summaries
+    assert max(gru["test_mse"]) < ADDING_BASELINE / 4
+    assert gru["test_mse_summary"]["median"] == pytest.approx(np.median(gru["test_mse"]))
+    # the page: training opened the path back in time, in every seed
+    assert np.all(gru["log10_after_at_end"] > gru["log10_before_at_end"])
 
 
-def test_the_vanilla_rnn_stays_at_the_baseline_on_a_longer_sequence():
-    data = EXPERIMENTS["rnn/adding-50"](length=40, models=("rnn",), steps=300, patience=None, test_size=500).data
-    assert data["models"]["rnn"]["test_mse"] > 0.8 * ADDING_BASELINE
+def test_the_vanilla_rnn_stays_at_the_baseline_on_a_longer_sequence_in_every_seed():
+    for length in (20, 50, 100):  # the page's configurations train at least three seeds
+        assert len(EXPERIMENTS[f"rnn/adding-{length}"].config["seeds"]) >= 3
+    data = EXPERIMENTS["rnn/adding-50"](length=40, models=("rnn",), steps=200, patience=None, test_size=500,
+                                        seeds=(0, 1)).data
+    rnn = data["models"]["rnn"]
+    assert min(rnn["test_mse"]) > 0.8 * ADDING_BASELINE
+    assert not any(rnn["solved"])
 
 
 def test_the_loop_stops_when_solved_on_a_plateau_or_on_nan():

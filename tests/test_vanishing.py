@@ -53,3 +53,19 @@ def test_sigmoid_gradient_underflows_to_exactly_zero_at_depth_60():
 def test_unknown_settings_are_refused():
     with pytest.raises(TypeError, match="no setting"):
         EXPERIMENTS["vanishing/gradient-norms"](depht=3)
+
+
+def test_a_small_output_means_a_small_slope_for_sigmoid_and_relu_not_for_tanh():
+    data = EXPERIMENTS["vanishing/activation-derivatives"](points=61).data
+    for h, slope in data["sigmoid"]["slope_at_output"].items():
+        assert slope == pytest.approx(float(h) * (1 - float(h))) and slope <= float(h)  # sigma' = h(1 - h) <= h
+    for h, slope in data["tanh"]["slope_at_output"].items():
+        assert slope == pytest.approx(1 - float(h) ** 2) and slope > 0.9  # near its largest slope
+    assert max_derivative("relu") == 1.0
+    assert float(torch.relu(torch.tensor(-1.0))) == 0  # an off ReLU unit: output 0, slope 0
+
+
+def test_float32_squares_go_subnormal_below_1e_19_and_vanish_below_4e_23():
+    smallest_normal = torch.finfo(torch.float32).tiny
+    assert (torch.tensor(1e-19) ** 2).item() < smallest_normal < (torch.tensor(1.2e-19) ** 2).item()
+    assert (torch.tensor(2.5e-23) ** 2).item() == 0 and (torch.tensor(3e-23) ** 2).item() > 0

@@ -75,11 +75,65 @@ def test_pull_requests_test_and_main_deploys(workflow):
 
 def test_cpu_torch_site_url_and_caches():
     text = WORKFLOW.read_text()
-    assert "--index-url https://download.pytorch.org/whl/cpu" in text and "--extra-index-url https://pypi.org/simple" in text
+    assert "TORCH_INDEX: https://download.pytorch.org/whl/cpu" in text  # make install adds it as --extra-index-url
     assert "torch==2.13.0" in (ROOT / "pyproject.toml").read_text()
     assert "SITE_URL: ${{ steps.pages.outputs.base_url" in text
     assert "site_url: !ENV [SITE_URL" in (ROOT / "mkdocs.yml").read_text()
-    assert "cache: pip" in text
+    assert "cache: pip" in text and "cache-dependency-path: requirements.lock" in text
     assert "hashFiles('vgsite/**/*.py', 'pyproject.toml'" in text
     key = re.search(r"key: (figures-.*)", text).group(1)
+    assert "hashFiles('requirements.lock')" in key  # other library versions: other numbers
     assert "docs/**" not in key and "*.md" not in key  # prose does not invalidate the figures
+
+
+def test_every_job_installs_the_lock_file(workflow):
+    """CI installs exactly what requirements.lock pins, through the Makefile, like `make` on a laptop."""
+    for name in ("build", "verify"):
+        runs = [s.get("run", "") for s in workflow["jobs"][name]["steps"]]
+        assert "make install" in runs, name
+        assert not any("pip install" in r for r in runs), name
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install --quiet $(PIP_INDEX) -r $(LOCK)" in makefile
+    assert "pip install --quiet --no-deps --no-build-isolation -e ." in makefile
+    assert re.search(r"^\$\(STAMP\): \$\(LOCK\) pyproject.toml", makefile, re.M)
+
+
+def test_the_lock_pins_every_dependency_and_no_cuda_build():
+    """requirements.lock (make lock) pins every package, transitive ones included, to one version; each of
+    pyproject's requirements is there and satisfied; torch is the CPU build, so nothing pulls nvidia-* or triton."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.lock").read_text().splitlines()]
+    pins = {}
+    for line in filter(None, lines):
+        req = Requirement(line)
+        spec = str(req.specifier)
+        assert spec.startswith("==") and "," not in spec and not req.extras, line
+        pins[canonicalize_name(req.name)] = spec[2:]
+    assert pins["torch"] == "2.13.0+cpu"
+    assert not [name for name in pins if name.startswith("nvidia-") or name == "triton"]
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+, as the lock's
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"] + project["optional-dependencies"]["test"]:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is in pyproject.toml but not in requirements.lock: run make lock"
+        assert req.specifier.contains(pins[name], prereleases=True), \
+            f"requirements.lock pins {req.name}=={pins[name]}, outside pyproject's {req.specifier}: run make lock"
+
+
+def test_a_weekly_job_verifies_the_claims_and_publishes_nothing(workflow):
+    on = workflow[True] if True in workflow else workflow["on"]
+    assert on["schedule"] and all(len(s["cron"].split()) == 5 for s in on["schedule"])
+    jobs = workflow["jobs"]
+    verify = jobs["verify"]
+    assert "schedule" in verify["if"] and "needs" not in verify
+    runs = " ".join(s.get("run", "") for s in verify["steps"])
+    assert "make verify" in runs and "--threads 1" in runs and "--threads 2" in runs
+    assert verify["permissions"] == {"contents": "read"}
+    # the scheduled run neither builds for Pages nor deploys (deploy needs build, which skips on a schedule)
+    assert jobs["build"]["if"] == "github.event_name != 'schedule'"
+    assert jobs["deploy"]["needs"] == "build"
+    assert "verify:" in (ROOT / "Makefile").read_text() and "$(BIN)/vgsite verify" in (ROOT / "Makefile").read_text()

@@ -1,34 +1,29 @@
-"""Companion notebooks: executed at build time, cached like the experiments, and helpers to use inside them.
+"""The companion notebooks on the shared cache (vgsite/cache.py): their key, their execute, their manifest.
 
 The sources are docs/notebooks/NAME.ipynb, stored without outputs. `vgsite notebooks` (a step of `vgsite build`)
 executes the out-of-date ones with nbclient into figures/notebooks/NAME.ipynb, and writes each image they show
 to figures/notebooks/NAME/<hash>.png so that the page links the file instead of inlining it. A notebook is up
 to date when its source, the vgsite code it uses (the modules its code cells import, followed transitively,
 plus the topic of every experiment it names), the library versions and its outputs all match its entry in
-figures/notebooks/manifest.json. Inside a notebook: `setup()`, `run_experiment(...)` and `show(...)`.
+figures/notebooks/manifest.json. What a notebook imports is vgsite/lab.py; its page HTML is vgsite/docs_hooks.py.
 """
 import ast
 import base64
-import hashlib
-import html
-import importlib
-import importlib.util
 import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
-from importlib.metadata import version
-from multiprocessing import get_context
 from pathlib import Path
 
 from vgsite import FIGURES, ROOT
-from vgsite.outputs import json_bytes, png_bytes, write_if_changed
+from vgsite.cache import (CacheError, Manifest, Outcome, code_hash, is_module, one_line, run_parallel, sha,
+                          versions)
+from vgsite.lab import run_experiment, setup, show  # noqa: F401  (for notebooks that import them from here)
+from vgsite.outputs import write_if_changed
 from vgsite.registry import TOPICS
-from vgsite.runner import changed, is_module, seed_everything, sha, versions, vgsite_imports
 
 SOURCES = ROOT / "docs" / "notebooks"
 OUT_DIR = "notebooks"  # under figures/
@@ -36,94 +31,43 @@ MANIFEST = "manifest.json"
 LIBRARIES = ("ipython", "ipykernel", "nbclient", "nbformat")
 CELL_TIMEOUT = 120  # seconds; a notebook is meant to take a few
 EXPERIMENT_ID = re.compile(r"^([a-z][\w-]*)/[\w.-]+$")
+NAMES = re.compile(r"[A-Za-z0-9_][\w-]*")
+REASONS = {"source": "notebook changed", "code": "code changed", "versions": "library versions changed"}
 
 
-# ---------------------------------------------------------------- inside a notebook
-
-def setup(seed: int = 0):
-    """The site's plot style for every figure, one torch thread and a fixed seed: what `vgsite figures` uses."""
-    import matplotlib
-    import torch
-
-    from vgsite.plots import STYLE
-
-    matplotlib.rcParams.update(STYLE)
-    torch.set_num_threads(1)
-    seed_everything(seed)
-
-
-def run_experiment(exp_id: str, show_only=None, **overrides):
-    """Run one registered experiment (`"vanishing/depth-sweep"`) with some settings changed; show its figures.
-
-    Seeds and style as in `vgsite figures`. show_only: names of the figures to show (default: all of them).
-    Returns the Result: `.data` holds the numbers it plotted, `.plots` every figure.
-    """
-    import torch
-    from matplotlib import rc_context
-
-    from vgsite.plots import STYLE
-    from vgsite.registry import EXPERIMENTS
-
-    importlib.import_module(f"vgsite.topics.{exp_id.split('/')[0]}")  # only this topic, not every one
-    exp = EXPERIMENTS[exp_id]
-    torch.set_num_threads(1)
-    seed_everything({**exp.config, **overrides}.get("seed", 0))
-    with rc_context(STYLE):
-        result = exp(**overrides)
-    for plot in result.plots:
-        if show_only is None or plot.name in show_only:
-            show(plot)
-    return result
-
-
-def show(obj, alt: str = "", caption: str = ""):
-    """Display a figure (a matplotlib Figure, a Plot, or every Plot of a Result) as a PNG with alt text.
-
-    The PNG bytes are those `vgsite figures` would write (vgsite.outputs.png_bytes).
-    """
-    from IPython.display import display
-    from matplotlib import rc_context
-
-    from vgsite.plots import STYLE
-
-    plots = getattr(obj, "plots", None)
-    if plots is not None:
-        for plot in plots:
-            show(plot)
-        return
-    fig = getattr(obj, "fig", obj)
-    alt = alt or getattr(obj, "alt", "") or describe(fig)
-    caption = caption or getattr(obj, "caption", "")
-    with rc_context(STYLE):
-        png = png_bytes(fig)
-    data = base64.b64encode(png).decode()
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    tag = (f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" width="{width}" height="{height}">')
-    figure = f'<figure class="vg-figure">{tag}' + (
-        f"<figcaption>{html.escape(caption)}</figcaption>" if caption else "") + "</figure>"
-    display({"text/html": figure, "image/png": data, "text/plain": alt}, raw=True)
-
-
-def describe(fig) -> str:
-    """Default alt text: what each panel plots."""
-    parts = []
-    for ax in fig.axes:
-        what = f"{ax.get_ylabel() or 'y'} against {ax.get_xlabel() or 'x'}"
-        parts.append(f"{ax.get_title()}: {what}" if ax.get_title() else what)
-    return "Plot of " + "; ".join(parts) if parts else "A figure"
+class NotebookError(Exception):
+    """A notebook failed or is no notebook: args[0] says which, where and what (args[1]: the cell's traceback)."""
 
 
 # ---------------------------------------------------------------- what is out of date
 
 def sources(src: Path = SOURCES) -> dict[str, Path]:
     """The source notebooks by name, topics in reading order first."""
-    found = {p.stem: p for p in src.glob("*.ipynb") if not p.name.startswith(".")}
+    found = {p.stem: p for p in src.glob("*.ipynb") if NAMES.fullmatch(p.stem) and p.is_file()}
     order = {t: i for i, t in enumerate(TOPICS)}
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
+def read_notebook(path: Path, data: bytes | None = None) -> dict:
+    """A notebook file as JSON, its shape checked: NotebookError (one line) if it is no notebook."""
+    where = path.name
+    try:
+        nb = json.loads(path.read_bytes() if data is None else data)
+    except OSError as err:
+        raise NotebookError(f"{where} cannot be read ({err.strerror or err})") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise NotebookError(f"{where} is not valid JSON ({err})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise NotebookError(f"{where} is not a notebook (no list of cells)")
+    for i, cell in enumerate(nb["cells"]):
+        if not (isinstance(cell, dict) and isinstance(cell.get("cell_type"), str)
+                and isinstance(cell.get("source", ""), (str, list))):
+            raise NotebookError(f"{where} is not a notebook (cell {i + 1} has no type or source)")
+    return nb
+
+
 def code_cells(nb: dict) -> list[str]:
-    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+    return ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source", "")
             for c in nb["cells"] if c["cell_type"] == "code"]
 
 
@@ -133,14 +77,14 @@ def used_modules(nb: dict) -> set[str]:
     IPython lines (%magic, !shell) are dropped before parsing. A cell that still does not parse makes the notebook
     depend on every vgsite module.
     """
-    found = {"vgsite.notebooks"}  # executes it, and its helpers run inside it
+    found = set()
     for source in code_cells(nb):
         source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
         try:
             tree = ast.parse(source)
         except SyntaxError:
             return {p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
-                    for p in (ROOT / "vgsite").rglob("[!_]*.py")} | found
+                    for p in (ROOT / "vgsite").rglob("[!_]*.py")}
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
@@ -155,51 +99,72 @@ def used_modules(nb: dict) -> set[str]:
     return found
 
 
-def code_hash(modules) -> str:
-    """As runner.code_hash, over every module the given ones import."""
-    names = set()
-    for module in modules:
-        names |= vgsite_imports(module)
-    digest = hashlib.sha256()
-    for name in sorted(names):
-        digest.update(name.encode() + b"\0" + Path(importlib.util.find_spec(name).origin).read_bytes())
-    return digest.hexdigest()
-
-
 def all_versions() -> dict:
-    return {**versions(), **{lib: version(lib) for lib in LIBRARIES}}
+    return versions(LIBRARIES_ALL)
+
+
+LIBRARIES_ALL = ("torch", "numpy", "matplotlib", "scikit-learn") + LIBRARIES
 
 
 def key(path: Path) -> dict:
-    """Everything whose change makes an executed notebook out of date."""
+    """Everything whose change makes an executed notebook out of date (NotebookError if it is no notebook)."""
     data = path.read_bytes()
-    return {"source": sha(data), "code": code_hash(used_modules(json.loads(data))), "versions": all_versions()}
+    return {"source": sha(data), "code": code_hash(sorted(used_modules(read_notebook(path, data)))),
+            "versions": all_versions()}
+
+
+def manifest(figures: Path = FIGURES) -> Manifest:
+    return Manifest(figures / OUT_DIR, "notebooks", NAMES, base=figures, rebuild=lambda: verified_entries(figures))
 
 
 def read_manifest(figures: Path = FIGURES) -> dict:
-    try:
-        return json.loads((figures / OUT_DIR / MANIFEST).read_text())["notebooks"]
-    except (FileNotFoundError, ValueError, KeyError):
-        return {}
-
-
-def write_manifest(entries: dict, figures: Path = FIGURES):
-    write_if_changed(figures / OUT_DIR / MANIFEST, json_bytes({"notebooks": entries}))
+    return manifest(figures).read()
 
 
 def staleness(path: Path, entry: dict | None, figures: Path = FIGURES) -> str | None:
     """Why the notebook at `path` must be executed again, or None when its executed copy is current."""
+    try:
+        now = key(path)
+    except (NotebookError, OSError) as err:
+        return f"invalid: {err.args[0] if isinstance(err, NotebookError) else one_line(err)}"
     if not entry:
         return "never executed"
-    return changed(entry, key(path), {"source": "notebook changed", "code": "code changed",
-                                      "versions": "library versions changed"}, figures)
+    return manifest(figures).changed(entry, now, REASONS)
+
+
+def images_of(nb: dict) -> dict:
+    """{file name: PNG bytes} of every image a notebook shows."""
+    images = {}
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) if isinstance(cell, dict) else []:
+            data = output.get("data", {}).get("image/png") if isinstance(output, dict) else None
+            if isinstance(data, str):
+                png = base64.b64decode(data)
+                images[f"{sha(png)[:16]}.png"] = png
+    return images
+
+
+def verified_entries(figures: Path = FIGURES) -> dict:
+    """Entries rebuilt from the executed copies whose code cells are those of today's source, images on disk."""
+    entries = {}
+    for name, path in sources().items():
+        try:
+            executed = (figures / OUT_DIR / f"{name}.ipynb").read_bytes()
+            if code_cells(read_notebook(path)) != code_cells(read_notebook(path, executed)):
+                continue
+            files = {f"{OUT_DIR}/{name}.ipynb": executed}
+            for img, png in images_of(json.loads(executed)).items():
+                if (figures / OUT_DIR / name / img).read_bytes() != png:
+                    raise ValueError(img)
+                files[f"{OUT_DIR}/{name}/{img}"] = png
+            entries[name] = {**json.loads(json.dumps(key(path))),
+                             "outputs": {rel: sha(data) for rel, data in sorted(files.items())}}
+        except (NotebookError, OSError, ValueError, TypeError, AttributeError):
+            continue
+    return entries
 
 
 # ---------------------------------------------------------------- executing
-
-class NotebookError(Exception):
-    """A cell failed: says which notebook, which cell and what error (args[1]: the cell's traceback)."""
-
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -213,7 +178,11 @@ def execute(path: Path, timeout: int = CELL_TIMEOUT) -> dict:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    nb = nbformat.read(path, as_version=4)
+    read_notebook(path)  # one line if it is no notebook
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as err:
+        raise NotebookError(f"{path.name} is not a valid notebook ({one_line(err)})") from None
     for cell in nb.cells:  # a source saved with outputs: execute from clean
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -229,21 +198,14 @@ def execute(path: Path, timeout: int = CELL_TIMEOUT) -> dict:
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no TCP warning
                                 on_cell_start=lambda **kw: started.append(kw["cell_index"]))
         try:
-            client.execute(env=env)
+            client.execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own log: not for a user
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
             raise NotebookError(failure(path, nb, err, started[-1] if started else None),
                                 traceback_text(nb)) from None
     seconds, cpu = time.perf_counter() - start, cpu_time() - cpu_start
     nb.metadata.pop("widgets", None)
     nb.metadata.get("language_info", {}).pop("version", None)  # python's version is in the key already
-    images = {}
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {}).get("image/png")
-            if data:
-                png = base64.b64decode(data)
-                images[f"{sha(png)[:16]}.png"] = png
-    return {"notebook": (nbformat.writes(nb) + "\n").encode(), "images": images, "seconds": seconds,
+    return {"notebook": (nbformat.writes(nb) + "\n").encode(), "images": images_of(nb), "seconds": seconds,
             "cpu_seconds": cpu}
 
 
@@ -277,135 +239,74 @@ def _execute_safely(path: str) -> dict:
     try:
         return {"ok": True, **execute(Path(path))}
     except NotebookError as err:
-        return {"ok": False, "error": err.args[0], "traceback": err.args[1]}
-    except Exception as err:  # the kernel would not start, the file is no notebook ...
-        return {"ok": False, "error": f"{Path(path).name} failed: {type(err).__name__}: {err}"}
+        return {"ok": False, "error": err.args[0], "traceback": err.args[1] if len(err.args) > 1 else ""}
+    except Exception as err:  # the kernel would not start ...
+        return {"ok": False, "error": f"{Path(path).name} failed: {one_line(err)}"}
 
 
-@dataclass
-class Outcome:
-    name: str
-    ok: bool
-    seconds: float = 0.0
-    error: str = ""
-    traceback: str = ""
-    cpu_seconds: float = 0.0
-
-
-def record(name: str, raw: dict, path: Path, manifest: dict, figures: Path = FIGURES):
+def record(name: str, raw: dict, path: Path, figures: Path = FIGURES) -> Outcome:
     """Write an executed notebook and its images, drop images it no longer shows, update the manifest."""
+    if not raw["ok"]:
+        return Outcome(name, False, error=raw["error"], traceback=raw.get("traceback", ""))
     out = figures / OUT_DIR
     files = {f"{OUT_DIR}/{name}.ipynb": raw["notebook"],
              **{f"{OUT_DIR}/{name}/{img}": png for img, png in raw["images"].items()}}
-    for rel, data in files.items():
-        write_if_changed(figures / rel, data)
-    for old in (out / name).glob("*.png") if (out / name).is_dir() else []:
-        if f"{OUT_DIR}/{name}/{old.name}" not in files:
-            old.unlink()
-    manifest[name] = {**key(path), "seconds": round(raw["seconds"], 2), "cpu_seconds": round(raw["cpu_seconds"], 2),
-                      "outputs": {rel: sha(data) for rel, data in sorted(files.items())}}
-    write_manifest(manifest, figures)
+    try:
+        entry = {**key(path), "seconds": round(raw["seconds"], 2), "cpu_seconds": round(raw["cpu_seconds"], 2),
+                 "outputs": {rel: sha(data) for rel, data in sorted(files.items())}}
+        with manifest(figures).locked():
+            for rel, data in files.items():
+                write_if_changed(figures / rel, data)
+            for old in (out / name).glob("*.png") if (out / name).is_dir() else []:
+                if f"{OUT_DIR}/{name}/{old.name}" not in files:
+                    old.unlink()
+            book = manifest(figures)
+            entries = book.read()
+            entries[name] = entry
+            book.write(entries)
+    except OSError as err:
+        return Outcome(name, False, error=f"{name}.ipynb: cannot write its outputs ({err.strerror or one_line(err)}"
+                                          f": {err.filename or out}); executed, not kept")
+    except (CacheError, NotebookError) as err:
+        return Outcome(name, False, error=str(err.args[0]))
+    return Outcome(name, True, raw["seconds"], cpu_seconds=raw["cpu_seconds"])
+
+
+def forget_deleted(figures: Path = FIGURES, src: Path = SOURCES):
+    """A notebook whose source was deleted: its entry and its outputs go (only paths the manifest may name)."""
+    book = manifest(figures)
+    with book.locked():
+        entries = book.read()
+        gone = set(entries) - set(sources(src))
+        for name in gone:
+            for rel in entries.pop(name).get("outputs", {}):
+                file = book.output(rel)
+                if file is not None and (file.is_file() or file.is_symlink()):
+                    file.unlink()
+            folder = figures / OUT_DIR / name
+            if folder.is_dir() and not folder.is_symlink() and folder.resolve().parent == book.folder.resolve():
+                shutil.rmtree(folder)
+        if gone:
+            book.write(entries)
 
 
 def run(names: list[str], jobs: int = 1, src: Path = SOURCES, figures: Path = FIGURES, on_done=None) -> list[Outcome]:
-    """Execute the named notebooks, `jobs` at a time; record each one as soon as it finishes.
+    """Execute the named notebooks, `jobs` at a time, each in a worker process; record each one as it finishes.
 
     A failed notebook leaves its previous executed copy and entry alone (so it stays out of date); the others
     are recorded whatever happens to it.
     """
-    for stale in (figures / OUT_DIR).rglob(".*.tmp"):  # left by a process killed mid-write
-        stale.unlink()
     paths = sources(src)
-    manifest = read_manifest(figures)
-    for gone in set(manifest) - set(paths):  # its source was deleted: so go its outputs
-        for rel in manifest.pop(gone).get("outputs", {}):
-            (figures / rel).unlink(missing_ok=True)
-        if (figures / OUT_DIR / gone).is_dir():
-            shutil.rmtree(figures / OUT_DIR / gone)
-        write_manifest(manifest, figures)
-    names = sorted(names, key=lambda n: -manifest.get(n, {}).get("seconds", 1e9))
-    outcomes = []
-
-    def done(name, raw):
-        if raw["ok"]:
-            record(name, raw, paths[name], manifest, figures)
-            outcome = Outcome(name, True, raw["seconds"], cpu_seconds=raw["cpu_seconds"])
-        else:
-            outcome = Outcome(name, False, error=raw["error"], traceback=raw.get("traceback", ""))
-        outcomes.append(outcome)
-        if on_done:
-            on_done(outcome)
-
-    if jobs <= 1 or len(names) <= 1:
-        for name in names:
-            done(name, _execute_safely(str(paths[name])))
-        return outcomes
-    with ProcessPoolExecutor(min(jobs, len(names)), mp_context=get_context("spawn")) as pool:
-        pending = {pool.submit(_execute_safely, str(paths[n])): n for n in names}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    try:
-                        raw = future.result()
-                    except Exception as err:
-                        raw = {"ok": False, "error": f"{pending[future]}.ipynb: worker died: {err!r}"}
-                    done(pending.pop(future), raw)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    return outcomes
+    forget_deleted(figures, src)
+    known = read_manifest(figures)
+    names = sorted(names, key=lambda n: -known.get(n, {}).get("seconds", 1e9))
+    return run_parallel(names, _Work(paths), lambda n, raw: record(n, raw, paths[n], figures), jobs,
+                        isolate=True, on_done=on_done)
 
 
-# ---------------------------------------------------------------- on the site (called by vgsite/docs_hooks.py)
+class _Work:
+    def __init__(self, paths):
+        self.paths = {n: str(p) for n, p in paths.items()}
 
-STYLE_OR_SCRIPT = re.compile(r"<(style|script)\b[^>]*>.*?</\1>", re.S | re.I)
-COPY_BUTTON = re.compile(r'<div class="zeroclipboard-container">.*?</clipboard-copy>\s*</div>', re.S)
-COPY_TEXT = re.compile(r'<div[^>]*class="clipboard-copy-txt"[^>]*>.*?</div>', re.S)
-COMMENT = re.compile(r"<!--.*?-->\s*", re.S)
-CODE = re.compile(r'<div class="highlight-ipynb hl-(\w+)[^"]*">\s*<pre>(.*?)</pre>\s*</div>', re.S)
-DATA_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=\s]+)"')
-MD_LINK = re.compile(r'href="(?![a-z]+:|/|#)([^"#]+\.md)(#[^"]*)?"')
-
-
-def site_html(content: str, page, files=None, figures: Path = FIGURES) -> str:
-    """Slim mkdocs-jupyter's HTML for one notebook page.
-
-    Drops the stylesheets it inlines (~600 KB of JupyterLab CSS per page; docs/notebooks/notebook.css and the
-    theme style the cells instead) and its scripts (MathJax, mermaid and require.js from CDNs: the site makes
-    no request to another host). Code cells become Material code blocks (highlighting in both colour schemes,
-    copy button). Images link figures/notebooks/NAME/<hash>.png instead of inlining base64, which keeps the page
-    small and the blobs out of the search index. Links to pages (`../vanishing.md`) point at the built pages.
-    Adds a download link to the executed notebook.
-    """
-    name = Path(page.file.src_uri).stem
-    up = "../" * page.url.count("/")
-    content = STYLE_OR_SCRIPT.sub("", content)
-    content = COPY_BUTTON.sub("", content)
-    content = COPY_TEXT.sub("", content)
-    content = COMMENT.sub("", content)
-    content = CODE.sub(lambda m: f'<div class="language-{m.group(1)} highlight"><pre><span></span><code>'
-                                 f'{m.group(2).removeprefix("<span></span>")}</code></pre></div>', content)
-    content = content.replace('class="anchor-link"', 'class="headerlink"')
-
-    def image(match):
-        png = base64.b64decode(re.sub(r"\s", "", match.group(1)))
-        file = figures / OUT_DIR / name / f"{sha(png)[:16]}.png"
-        return f'src="{up}{file.relative_to(ROOT).as_posix()}" loading="lazy"' if file.exists() else match.group(0)
-
-    def page_link(match):
-        target, anchor = match.group(1), match.group(2) or ""
-        uri = os.path.normpath(os.path.join(os.path.dirname(page.file.src_uri), target)).replace(os.sep, "/")
-        found = files.get_file_from_path(uri) if files is not None else None
-        if found is None:
-            return match.group(0)
-        return f'href="{up}{found.url}{anchor}"'
-
-    content = DATA_PNG.sub(image, content)
-    content = MD_LINK.sub(page_link, content)
-    download = (f'<p class="vg-nb-download">Download <a href="{name}.ipynb" download>{name}.ipynb</a>: the '
-                f'notebook as executed for this page, outputs included (its source, without outputs, is '
-                f'<code>docs/notebooks/{name}.ipynb</code> in the project).</p>')
-    head = f'<link rel="stylesheet" href="{up}notebooks/notebook.css">'
-    content, n = re.subn(r"(</h1>)", lambda m: m.group(1) + download, content, count=1)
-    return head + (content if n else download + content)
+    def __call__(self, name):
+        return _execute_safely(self.paths[name])

@@ -1,9 +1,16 @@
-"""Writing results so that a crash never leaves a half-written file and an unchanged result never touches disk."""
+"""Writing results so that a crash never leaves a half-written file and an unchanged result never touches disk.
+
+A file is written to `.NAME.PID.XXXX.tmp` beside it, then renamed over it: a kill leaves either the old file or
+the new one. The PID says whose temporary file it is, so a later run sweeps it only once that process is gone.
+Files get the modes the umask allows (0644 under umask 022), as any other program's would.
+"""
 import io
 import json
 import math
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +27,9 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     if path.exists() and path.read_bytes() == data:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600: a web server or an rsync deploy could not read it
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -31,6 +39,65 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+ORPHAN_AGE = 600  # seconds: a temporary file that names no process (an older vgsite wrote it) is swept after this
+
+
+def umask() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def dir_mode() -> int:
+    return 0o777 & ~umask()
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_tmp(folder: Path) -> int:
+    """Delete the temporary files under `folder` whose writing process is gone; those of live runs stay."""
+    removed = 0
+    for parent, dirs, names in os.walk(folder):  # does not follow links out of the folder
+        for name in names:
+            if not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            path = Path(parent) / name
+            owner = TMP.match(name)
+            if owner:
+                if pid_alive(int(owner.group(1))):
+                    continue
+            else:
+                try:
+                    if time.time() - path.lstat().st_mtime < ORPHAN_AGE:
+                        continue
+                except OSError:
+                    continue
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def clean_number(x, digits=6):

@@ -138,14 +138,14 @@ def evaluate(expr: str, names: dict):
 
 
 def format_number(x, fmt: str) -> str:
-    """Python's format spec, plus "sci" (".2sci": 2.3 × 10⁻⁴) and "pow" (".1pow": the exponent of 10, 10^x)."""
+    """Python's format spec, plus "sci" (".2sci": 2.3 × 10⁻⁴, two significant digits) and "pow" (".1pow": the exponent of 10, 10^x)."""
     x = float(x)
     if math.isnan(x):
         return "NaN"
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
     if fmt.endswith("sci"):
-        digits = int(fmt[1:-3] or 2) if fmt.startswith(".") else 2
+        digits = max(1, int(fmt[1:-3] or 2)) if fmt.startswith(".") else 2  # significant digits
         if x == 0:
             return "0"
         exponent = math.floor(math.log10(abs(x)))
@@ -180,7 +180,9 @@ def parse_call(args: str):
 
 
 def names_of(record: dict) -> dict:
-    return {**as_value(record.get("data", {})), "config": as_value(record.get("config", {}))}
+    """The names an expression sees: the data's keys, `config`, and `data` itself (for keys that are no names)."""
+    data = as_value(record.get("data", {}))
+    return {**data, "config": as_value(record.get("config", {})), "data": data}
 
 
 def render(markdown: str, page: str, records) -> str:

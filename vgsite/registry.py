@@ -1,29 +1,99 @@
-"""The one list of topics, and the decorator that registers a topic's experiments.
+"""The topics in reading order, the decorator that registers a topic's experiments, and where their files go.
 
-A topic is a module in vgsite/topics/ named in TOPICS; its page is docs/<topic>.md.
+A topic is a module vgsite/topics/<topic>.py; its page is docs/<topic>.md and its notebook
+docs/notebooks/<topic>.ipynb. The reading order is the order of the notebooks in the nav of mkdocs.yml (a test
+checks the pages follow the same order): TOPICS is read from there, so adding a topic needs no list here.
 An experiment is a function of its configuration that returns a Result.
 """
 import importlib
+import traceback
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
-# Reading order of the site. To add a topic: write vgsite/topics/<name>.py and docs/<name>.md, add the name here.
-TOPICS = (
-    "overview",
-    "backprop",
-    "vanishing",
-    "init",
-    "training",
-    "seeing",
-    "activations",
-    "batchnorm",
-    "residual",
-    "images",
-    "rnn",
-    "clipping",
-    "future",
-    "claims",
-)
+PACKAGE = Path(__file__).resolve().parent
+MKDOCS = PACKAGE.parent / "mkdocs.yml"
+
+
+def topic_modules() -> list[str]:
+    return sorted(p.stem for p in (PACKAGE / "topics").glob("[!_]*.py") if p.stem.isidentifier())
+
+
+def nav_entries(mkdocs: Path = MKDOCS) -> list[str]:
+    """The files mkdocs.yml's nav lists, in order."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # !ENV and friends
+    try:
+        nav = yaml.load(mkdocs.read_text(), Loader=Loader).get("nav") or []
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
+    found = []
+
+    def walk(item):
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value)
+
+    walk(nav)
+    return found
+
+
+@lru_cache(maxsize=None)
+def reading_order() -> tuple:
+    """The topic modules ordered as their notebooks appear in the nav; topics not there yet come last."""
+    entries = nav_entries()
+    where = {path: i for i, path in reversed(list(enumerate(entries)))}
+    far = len(entries)
+
+    def place(topic):
+        if f"notebooks/{topic}.ipynb" in where:
+            return (where[f"notebooks/{topic}.ipynb"], topic)
+        return (far + where.get(f"{topic}.md", far), topic)
+
+    return tuple(sorted(topic_modules(), key=place))
+
+
+def __getattr__(name):
+    if name == "TOPICS":  # computed on first use: reading mkdocs.yml costs nothing to those who never ask
+        return reading_order()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def topic_page(topic: str) -> Path:
+    """The topic's page: docs/<topic>.md, or the page that links its notebook (overview's is the home page)."""
+    docs = PACKAGE.parent / "docs"
+    if (docs / f"{topic}.md").exists():
+        return docs / f"{topic}.md"
+    linking = [p for p in sorted(docs.glob("*.md")) if f"notebooks/{topic}.ipynb" in p.read_text()]
+    return linking[0] if linking else docs / f"{topic}.md"
+
+
+# ---------------------------------------------------------------- where an experiment's files go (under figures/)
+
+def record_file(exp_id: str) -> str:
+    """The experiment's record: its configuration and the numbers it plotted."""
+    return f"{exp_id}.json"
+
+
+def figure_file(topic: str, plot: str) -> str:
+    return f"{topic}/{plot}.png"
+
+
+def code_page(module: str) -> str:
+    """The site page that lists a module's source: `vgsite.topics.vanishing` or `vgsite/topics/vanishing.py`."""
+    if module.endswith(".py"):
+        module = module[:-3].replace("/", ".")
+    return f"code/{module}.md"
 
 
 @dataclass
@@ -70,6 +140,7 @@ class Experiment:
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
+BROKEN: dict[str, str] = {}  # topic -> why its module cannot be imported (one line)
 
 
 def experiment(**config):
@@ -85,8 +156,30 @@ def experiment(**config):
 
 
 def load() -> dict[str, Experiment]:
-    """Import every topic module; returns all experiments in reading order."""
-    for topic in TOPICS:
-        importlib.import_module(f"vgsite.topics.{topic}")
-    order = {t: i for i, t in enumerate(TOPICS)}
-    return dict(sorted(EXPERIMENTS.items(), key=lambda kv: order[kv[1].topic]))
+    """Import every topic module; returns all experiments in reading order.
+
+    A topic whose module fails to import is left out and its error kept in BROKEN: the others still work.
+    """
+    topics = reading_order()
+    for topic in topics:
+        if topic in BROKEN:
+            continue
+        try:
+            importlib.import_module(f"vgsite.topics.{topic}")
+        except Exception as err:
+            BROKEN[topic] = import_error(topic, err)
+    order = {t: i for i, t in enumerate(topics)}
+    return dict(sorted(((k, e) for k, e in EXPERIMENTS.items() if e.topic in order and e.topic not in BROKEN),
+                       key=lambda kv: order[kv[1].topic]))
+
+
+def import_error(topic: str, err: Exception) -> str:
+    """`ZeroDivisionError: division by zero (vgsite/topics/x.py, line 3)`: the error and where in the topic."""
+    where = f"vgsite/topics/{topic}.py"
+    if isinstance(err, SyntaxError) and err.lineno:
+        return f"{type(err).__name__}: {err.msg} ({where}, line {err.lineno})"
+    line = next((f.lineno for f in reversed(traceback.extract_tb(err.__traceback__))
+                 if f.filename.endswith(f"topics/{topic}.py")), None)
+    text = str(err).strip().splitlines()
+    message = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    return f"{message} ({where}" + (f", line {line})" if line else ")")

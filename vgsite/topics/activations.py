@@ -3,10 +3,10 @@ import numpy as np
 import torch
 
 from vgsite.nets import ACTIVATIONS, DeepMLP
-from vgsite.plots import figure, finish
+from vgsite.plots import figure, finish, median_band
 from vgsite.probes import ratio_by_depth, derivative, probe_at_init
 from vgsite.registry import Plot, Result, experiment
-from vgsite.train import dataset_loss, digits, fit
+from vgsite.train import dataset_loss, digits, fit_stacked
 
 PRELU_A = 0.25  # PyTorch's initial PReLU slope, as in He et al. (2015)
 
@@ -102,7 +102,8 @@ def gradient_flow(cfg):
         alt=f"Left: the back-propagated gradient at each of {cfg.profile_depth} layers relative to the last, log10, "
             "for eight freshly initialised networks. Right: the first-to-last ratio against depth up to "
             f"{max(depths)}. ReLU, Leaky ReLU and PReLU with He's variance stay within {worst:.1f} decades of level "
-            f"at depth {cfg.profile_depth}; ELU and SELU drift slightly upward, GELU and tanh slightly downward; "
+            f"at depth {cfg.profile_depth} on average; ELU and SELU drift slightly upward, tanh slightly downward, and "
+            "GELU scatters from seed to seed; "
             f"sigmoid with Xavier's variance falls {-sig['profile_log10_relative_to_last'][0]:.0f} decades, off the "
             "scale, along its dashed prediction of 0.6 decades a layer.",
         caption=f"Width {cfg.width}, one random batch of {cfg.batch} standard-normal inputs, mean of log10 over "
@@ -110,40 +111,60 @@ def gradient_flow(cfg):
                 "variance), and sigmoid's prediction (grey).")])
 
 
-@experiment(depth=20, width=64, steps=300, lr=0.05, every=20, smooth=3, seed=0)
+def summary(values):
+    """Median, min and max over the seeds (the first axis)."""
+    v = np.asarray(values, dtype=float)
+    return {"median": np.median(v, axis=0), "min": v.min(axis=0), "max": v.max(axis=0)}
+
+
+def moving_average(values, k):
+    v = np.asarray(values, dtype=float)
+    return np.array([v[max(0, i + 1 - k): i + 1].mean() for i in range(len(v))])
+
+
+@experiment(depth=20, width=64, steps=300, lr=0.05, every=20, smooth=3, seeds=(0, 1, 2, 3, 4))
 def training(cfg):
     data_set = digits()
     fig, (left, right) = figure(ncols=2, height=3.9, width=9.6)
     data = {"nets": {}}
     for label, (_, _, style) in NETS.items():
-        torch.manual_seed(cfg.seed)
-        model = DeepMLP(cfg.depth, cfg.width, d_in=64, **net(label))
-        history = fit(model, data_set, cfg.steps, lr=cfg.lr, every=cfg.every, seed=cfg.seed)
-        loss = np.array(history["loss"])
-        k = cfg.smooth
-        smoothed = np.array([loss[max(0, i + 1 - k): i + 1].mean() for i in range(len(loss))])
-        left.plot(history["step"], smoothed, lw=1.5, label=label, **style)
-        right.plot(history["step"], history["test_acc"], lw=1.3, **style)
-        data["nets"][label] = {"step": history["step"], "loss": history["loss"], "test_acc": history["test_acc"],
-                               "final_train_loss": dataset_loss(model, data_set[0], data_set[1]),
-                               "final_test_acc": history["test_acc"][-1]}
+        trained = fit_stacked(lambda: DeepMLP(cfg.depth, cfg.width, d_in=64, **net(label)), data_set, cfg.seeds,
+                              cfg.steps, lr=cfg.lr, every=cfg.every)
+        steps = trained[0][1]["step"]
+        loss = np.array([h["loss"] for _, h in trained])
+        acc = np.array([h["test_acc"] for _, h in trained])
+        smoothed = np.array([moving_average(l, cfg.smooth) for l in loss])
+        median_band(left, steps, smoothed, lw=1.5, label=label, **style)
+        median_band(right, steps, acc, lw=1.3, **style)
+        final_loss = [dataset_loss(m, data_set[0], data_set[1]) for m, _ in trained]
+        run = {"step": steps, "loss": loss, "test_acc": acc, "final_train_loss": final_loss,
+               "final_test_acc": acc[:, -1],
+               # the best test accuracy a seed reached on the way, and the largest smoothed loss after its lowest:
+               # a run that learned and then fell apart has a high best and a low final accuracy
+               "best_test_acc": acc.max(axis=1),
+               "rise_after_best_loss": [float(sl[np.argmin(sl):].max() - sl.min()) for sl in smoothed]}
+        run["summary"] = {k: summary(run[k]) for k in ("final_train_loss", "final_test_acc", "best_test_acc")}
+        data["nets"][label] = run
     left.axhline(np.log(10), color="0.3", lw=0.8, ls=":")
     left.set_ylim(0, 3)
     right.set_ylim(0, 1)
     finish(left, "training step", "training loss (moving average)", "Loss", legend=False)
     finish(right, "training step", "test accuracy", "Test accuracy", legend=False)
     fig.legend(*left.get_legend_handles_labels(), loc="outside right center", fontsize=7.5)
-    accs = {k: v["final_test_acc"] for k, v in data["nets"].items()}
+    accs = {k: float(np.median(v["final_test_acc"])) for k, v in data["nets"].items()}
     best = max(accs, key=accs.get)
+    sig = data["nets"]["sigmoid (Xavier)"]["final_test_acc"]
     return Result(data, [Plot(
         "training", fig,
         alt=f"Training loss and test accuracy over {cfg.steps} SGD steps for {cfg.depth}-layer networks with eight "
-            f"activations. Sigmoid stays at ln 10 (test accuracy {accs['sigmoid (Xavier)']:.2f}); every other "
-            f"network learns; {best} ends highest at {accs[best]:.2f}. ReLU and Leaky ReLU learn with large "
-            "spikes in the loss.",
-        caption=f"Digits, depth {cfg.depth}, width {cfg.width}, plain SGD at learning rate {cfg.lr}, batch 64, seed "
-                f"{cfg.seed}; each activation with the initialisation in its label. Loss: moving average over "
-                f"{cfg.smooth} samples taken every {cfg.every} steps.")])
+            f"activations, {len(cfg.seeds)} seeds each: median line and min–max band. Sigmoid stays at ln 10 "
+            f"(test accuracy {min(sig):.2f}–{max(sig):.2f}); every other network learns; {best} ends highest in "
+            f"the median, at {accs[best]:.2f}. The bands of ReLU, Leaky ReLU and GELU are wide: some seeds learn "
+            "and then fall apart.",
+        caption=f"Digits, depth {cfg.depth}, width {cfg.width}, plain SGD at learning rate {cfg.lr}, batch 64, seeds "
+                f"{', '.join(map(str, cfg.seeds))} (line: median, band: range); each activation with the "
+                f"initialisation in its label. Loss: moving average over {cfg.smooth} samples taken every "
+                f"{cfg.every} steps.")])
 
 
 def unit_shares(model, x):
@@ -161,7 +182,8 @@ def unit_shares(model, x):
     return dead, off
 
 
-@experiment(lrs=(0.001, 0.003, 0.01, 0.03, 0.1), depth=4, width=64, steps=300, track_every=10, seed=0)
+@experiment(lrs=(0.001, 0.003, 0.01, 0.03, 0.1), depth=4, width=64, steps=300, track_every=10,
+            seeds=(0, 1, 2, 3, 4))
 def dead_units(cfg):
     data_set = digits()
     x = data_set[0]
@@ -169,40 +191,63 @@ def dead_units(cfg):
     data = {"lrs": cfg.lrs, "nets": {}}
     styles = {"relu": ("ReLU", dict(color="#0072B2", marker="o")),
               "leaky_relu": ("Leaky ReLU 0.01", dict(color="#56B4E9", marker="s"))}
+    lrs = np.array(cfg.lrs)
+
+    def whiskers(ax, values, shift, **kw):
+        v = np.asarray(values, dtype=float)  # (lrs, seeds)
+        m = np.median(v, axis=1)
+        return ax.errorbar(lrs * shift, m, yerr=[m - v.min(axis=1), v.max(axis=1) - m], capsize=2.5, **kw)
+
     for activation, (label, style) in styles.items():
         runs = []
         for lr in cfg.lrs:
-            torch.manual_seed(cfg.seed)
-            model = DeepMLP(cfg.depth, cfg.width, activation=activation, init="kaiming", d_in=64)
-            dead0, off0 = unit_shares(model, x)
-            track = {"step": [], "dead": [], "off": []}
+            at_init = {}
+            tracks = {s: {"step": [], "dead": [], "off": []} for s in cfg.seeds}
 
-            def on_step(step, m):
-                if step % cfg.track_every == 0:
-                    d, o = unit_shares(m, x)
-                    track["step"].append(step)
-                    track["dead"].append(float(np.mean(d)))
-                    track["off"].append(float(np.mean(o)))
+            def hooks(seed):
+                def on_step(step, m):
+                    if step == 0:
+                        at_init[seed] = unit_shares(m, x)
+                    if lr == max(cfg.lrs) and step % cfg.track_every == 0:
+                        d, o = unit_shares(m, x)
+                        tracks[seed]["step"].append(step)
+                        tracks[seed]["dead"].append(float(np.mean(d)))
+                        tracks[seed]["off"].append(float(np.mean(o)))
+                return on_step
 
-            history = fit(model, data_set, cfg.steps, lr=lr, optimizer="adam", every=cfg.steps,
-                          on_step=on_step if lr == max(cfg.lrs) else None, seed=cfg.seed)
-            dead, off = unit_shares(model, x)
-            runs.append({"lr": lr, "dead_per_layer_at_init": dead0, "dead_per_layer": dead, "off_per_layer": off,
-                         "dead": float(np.mean(dead)), "off": float(np.mean(off)),
-                         "dead_at_init": float(np.mean(dead0)), "final_test_acc": history["test_acc"][-1],
-                         "final_train_loss": dataset_loss(model, data_set[0], data_set[1]),
-                         "track": track if track["step"] else None})
+            trained = fit_stacked(lambda: DeepMLP(cfg.depth, cfg.width, activation=activation, init="kaiming",
+                                                  d_in=64),
+                                  data_set, cfg.seeds, cfg.steps, hooks=hooks, lr=lr, optimizer="adam",
+                                  every=cfg.steps)
+            shares = [unit_shares(m, x) for m, _ in trained]
+            dead = np.array([d for d, _ in shares])  # (seeds, layers)
+            off = np.array([o for _, o in shares])
+            dead0 = np.array([at_init[s][0] for s in cfg.seeds])
+            run = {"lr": lr, "seeds": list(cfg.seeds), "dead_per_layer_at_init": dead0, "dead_per_layer": dead,
+                   "off_per_layer": off, "dead": dead.mean(axis=1), "off": off.mean(axis=1),
+                   "dead_at_init": dead0.mean(axis=1),
+                   "final_test_acc": [h["test_acc"][-1] for _, h in trained],
+                   "final_train_loss": [dataset_loss(m, data_set[0], data_set[1]) for m, _ in trained]}
+            if lr == max(cfg.lrs):
+                run["track"] = {"step": tracks[cfg.seeds[0]]["step"],
+                                "dead": [tracks[s]["dead"] for s in cfg.seeds],
+                                "off": [tracks[s]["off"] for s in cfg.seeds]}
+                run["track"]["summary"] = {k: summary(run["track"][k]) for k in ("dead", "off")}
+            run["summary"] = {k: summary(run[k]) for k in
+                              ("dead", "off", "dead_per_layer", "off_per_layer", "final_test_acc",
+                               "final_train_loss")}
+            runs.append(run)
         data["nets"][label] = runs
-        lrs = np.array(cfg.lrs)
+        shift = 1.0 if activation == "relu" else 1.06
         dead_label = f"{label}: dead" + (" (= never positive)" if activation == "relu" else "")
-        left.plot(lrs, [r["dead"] for r in runs], label=dead_label, **style)
-        mid.plot(lrs, [r["final_test_acc"] for r in runs], label=label, **style)
+        whiskers(left, [r["dead"] for r in runs], shift, label=dead_label, **style)
+        whiskers(mid, [r["final_test_acc"] for r in runs], shift, label=label, **style)
         t = runs[-1]["track"]
-        right.plot(t["step"], t["dead"], color=style["color"], label=dead_label)
+        median_band(right, t["step"], t["dead"], color=style["color"], label=dead_label)
         if activation != "relu":  # for ReLU, slope 0 and never positive are the same thing
-            left.plot(lrs, [r["off"] for r in runs], ls="--", lw=1.2, label=f"{label}: never positive, not dead",
-                      color=style["color"])
-            right.plot(t["step"], t["off"], color=style["color"], ls="--", lw=1.2)
+            whiskers(left, [r["off"] for r in runs], shift, ls="--", lw=1.2, color=style["color"],
+                     label=f"{label}: never positive, not dead")
+            median_band(right, t["step"], t["off"], color=style["color"], ls="--", lw=1.2)
     for ax in (left, mid):
         ax.set_xscale("log")
     left.set_ylim(-0.02, 1.02)
@@ -214,17 +259,20 @@ def dead_units(cfg):
     finish(right, "training step", "share of hidden units", f"During training at lr {max(cfg.lrs):g}", legend=False)
     right.annotate("dead: slope exactly 0 on every image", (0.02, 0.97), xycoords="axes fraction", va="top",
                    fontsize=7.5, color="0.3")
-    relu = data["nets"]["ReLU"][-1]
-    leaky = data["nets"]["Leaky ReLU 0.01"][-1]
+    relu = data["nets"]["ReLU"][-1]["summary"]
+    leaky = data["nets"]["Leaky ReLU 0.01"][-1]["summary"]
+    relu_low = data["nets"]["ReLU"][0]["summary"]
     return Result(data, [Plot(
         "dead-units", fig,
         alt=f"Left: the share of hidden units that never fire on any of the {len(x)} training images, after "
-            f"{cfg.steps} Adam steps, against the learning rate. For ReLU it rises from "
-            f"{data['nets']['ReLU'][0]['dead']:.0%} at learning rate {cfg.lrs[0]:g} to {relu['dead']:.0%} at "
-            f"{cfg.lrs[-1]:g}; Leaky ReLU has none, although {leaky['off']:.0%} of its units are never positive "
-            f"at {cfg.lrs[-1]:g}. Middle: test accuracy, {relu['final_test_acc']:.2f} for ReLU and "
-            f"{leaky['final_test_acc']:.2f} for Leaky ReLU at the highest rate. Right: both shares during "
-            "training at that rate.",
-        caption=f"Depth {cfg.depth}, width {cfg.width}, He initialisation, Adam, batch 64, seed {cfg.seed}; a unit is "
-                "dead when its slope is exactly 0 on every training image, so no gradient reaches its weights. "
-                "Pooled over all hidden layers.")])
+            f"{cfg.steps} Adam steps, against the learning rate, median and range over {len(cfg.seeds)} seeds. For "
+            f"ReLU it rises from {relu_low['dead']['median']:.0%} at learning rate {cfg.lrs[0]:g} to "
+            f"{relu['dead']['median']:.0%} at {cfg.lrs[-1]:g}; Leaky ReLU has none, although "
+            f"{leaky['off']['median']:.0%} of its units are never positive at {cfg.lrs[-1]:g}. Middle: test "
+            f"accuracy, {relu['final_test_acc']['median']:.2f} for ReLU and "
+            f"{leaky['final_test_acc']['median']:.2f} for Leaky ReLU at the highest rate. Right: both shares "
+            "during training at that rate.",
+        caption=f"Depth {cfg.depth}, width {cfg.width}, He initialisation, Adam, batch 64, seeds "
+                f"{', '.join(map(str, cfg.seeds))} (median, whiskers and bands: range); a unit is dead when its "
+                "slope is exactly 0 on every training image, so no gradient reaches its weights. Pooled over all "
+                "hidden layers. Leaky ReLU's markers are shifted a little to the right.")])

@@ -7,6 +7,7 @@ from vgsite.nets import DeepMLP
 from vgsite.plots import COLORS, figure, finish, log_line
 from vgsite.probes import derivative
 from vgsite.registry import Plot, Result, experiment
+from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
 from vgsite.train import digits
 
 ACTS = {"tanh": "tanh", "sigmoid": "sigmoid σ", "relu": "ReLU"}
@@ -172,7 +173,7 @@ def geomean(t, dim=0):
 
 # Mean-field prediction of the gradient's per-layer factor near z = 0: sqrt(n Var(W) E[g'^2]), with
 # n Var(W) = 1/3 for PyTorch's default initialisation (see the vanishing page).
-PREDICTED = {"tanh": np.sqrt(1 / 3), "sigmoid": np.sqrt(1 / 3) / 4}
+PER_LAYER_FACTOR = {act: per_layer_factor(act, WEIGHT_VARIANCE["default"]) for act in ("tanh", "sigmoid")}
 
 
 @experiment(depth=30, width=64, examples=16, seed=0, activations=("tanh", "sigmoid"))
@@ -196,7 +197,7 @@ def jacobian_product(cfg):
             "mean_factor_bound": float(np.exp(np.log(spectral).mean())),
             "mean_factor_jacobian": float(measured[0] ** (1 / steps)),
             "mean_factor_gradient": float(gradient[0] ** (1 / steps)),
-            "predicted_factor": PREDICTED.get(act),
+            "predicted_factor": PER_LAYER_FACTOR.get(act),
             "bound_holds_every_example": bool((flow["measured"] <= flow["bound"] * (1 + 1e-9)).all()
                                               and (flow["gradient"] <= flow["measured"] * (1 + 1e-9)).all()),
             "bound_over_gradient_at_layer_1": float(bound[0] / gradient[0]),
@@ -207,9 +208,9 @@ def jacobian_product(cfg):
                  label=f"‖∂h_L/∂h_l‖₂: ×{entry['mean_factor_jacobian']:.2f}/layer")
         log_line(ax, layers, gradient, color=COLORS[2], marker="s", ms=3,
                  label=f"‖∂L/∂h_l‖/‖∂L/∂h_L‖: ×{entry['mean_factor_gradient']:.2f}/layer")
-        if act in PREDICTED:
-            ax.plot(layers, PREDICTED[act] ** (cfg.depth - layers), color="0.4", ls=":", lw=1.2,
-                    label=f"theory: {PREDICTED[act]:.3f}^(L−l)")
+        if act in PER_LAYER_FACTOR:
+            ax.plot(layers, PER_LAYER_FACTOR[act] ** (cfg.depth - layers), color="0.4", ls=":", lw=1.2,
+                    label=f"theory: {PER_LAYER_FACTOR[act]:.3f}^(L−l)")
         ax.invert_xaxis()
         finish(ax, "layer l (output left, input right)", "norm relative to layer L",
                f"{ACTS[act]}, {cfg.depth} layers, width {cfg.width}", loc="lower left", fontsize=8)

@@ -4,29 +4,13 @@ import math
 import numpy as np
 import torch
 
-from vgsite.nets import ACTIVATIONS, DeepMLP
-from vgsite.plots import figure, finish, log_line, mark_underflow
-from vgsite.probes import ratio_by_depth, derivative, log_ratio, norm, probe_at_init
+from vgsite.nets import DeepMLP
+from vgsite.plots import figure, finish, log_line, mark_underflow, median_band
+from vgsite import probes
+from vgsite.probes import log_ratio, norm, probe_at_init, random_batch, ratio_by_depth
 from vgsite.registry import Plot, Result, experiment
+from vgsite.theory import bn_factor
 from vgsite.train import digits, fit
-
-
-def bn_factor(activation: str) -> float:
-    """Predicted per-layer growth of ||dL/dh|| in a wide net with batch norm and large batches, no skips.
-
-    BN makes each pre-activation z ~ N(0, 1) over the batch whatever the weights, so a layer multiplies the
-    squared gradient by E[g'(z)^2] (the slopes) and divides it by Var[g(z)] (BN's division by the spread of
-    its own input). The Gaussian Poincare inequality Var[g(z)] <= E[g'(z)^2] makes the factor >= 1 for every
-    activation, equal to 1 only for a linear one. For ReLU it is sqrt(pi / (pi - 1)) = 1.21 (Yang et al. 2019).
-    """
-    z = torch.linspace(-12, 12, 240001, dtype=torch.float64)
-    weight = torch.exp(-z ** 2 / 2)
-    weight /= weight.sum()
-    g = ACTIVATIONS[activation]()(z)
-    mean = (weight * g).sum()
-    var = (weight * (g - mean) ** 2).sum()
-    slope2 = (weight * derivative(activation, z) ** 2).sum()
-    return math.sqrt((slope2 / var).item())
 
 
 GRADIENT_NETS = {  # label: network settings, for the gradient-flow figure and the training curves
@@ -177,7 +161,7 @@ def _shift_recorder():
     return on_step, shift
 
 
-@experiment(depth=20, width=64, steps=300, lr=0.1, batch_size=64, noise_shift=1.0, noise_scale=2.0, seed=0)
+@experiment(depth=20, width=64, steps=300, lr=0.1, batch_size=64, noise_shift=1.0, noise_scale=2.0, seeds=(0, 1, 2))
 def training(cfg):
     variants = {
         "sigmoid": dict(norm=None),
@@ -186,29 +170,39 @@ def training(cfg):
     }
     data_set = digits()
     fig, (left, right) = figure(ncols=2, height=3.6)
-    data = {"runs": {}}
+    data = {"train_size": len(data_set[0]), "test_size": len(data_set[2]), "runs": {}}
     for i, (label, v) in enumerate(variants.items()):
-        torch.manual_seed(cfg.seed)
-        model = DeepMLP(cfg.depth, cfg.width, activation="sigmoid", norm=v["norm"], d_in=64)
-        if v.get("noise"):
-            hook = NoisyNorm(cfg.noise_shift, cfg.noise_scale, cfg.seed)
-            for block in model.blocks:
-                block.norm.register_forward_hook(hook)
-        on_step, shift = _shift_recorder()
-        first_grad = []
+        seeds = []
+        for seed in cfg.seeds:
+            torch.manual_seed(seed)
+            model = DeepMLP(cfg.depth, cfg.width, activation="sigmoid", norm=v["norm"], d_in=64)
+            if v.get("noise"):
+                hook = NoisyNorm(cfg.noise_shift, cfg.noise_scale, seed)
+                for block in model.blocks:
+                    block.norm.register_forward_hook(hook)
+            on_step, shift = _shift_recorder()
+            first_grad = []
+            start = [w.detach().clone() for w in model.weights]
 
-        def record(step, m, on_step=on_step, first_grad=first_grad):
-            on_step(step, m)
-            first_grad.append(norm(m.blocks[0].linear.weight.grad))
+            def record(step, m, on_step=on_step, first_grad=first_grad):
+                on_step(step, m)
+                first_grad.append(norm(m.blocks[0].linear.weight.grad))
 
-        hist = fit(model, data_set, cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, on_step=record, seed=cfg.seed)
-        left.plot(hist["step"], hist["loss"], label=label, color=f"C{i}")
-        right.plot(hist["step"], hist["test_acc"], label=label, color=f"C{i}")
-        layer_shift = shift()
-        data["runs"][label] = {**hist, "final_loss": hist["loss"][-1], "final_test_acc": hist["test_acc"][-1],
-                               "shift_per_step_by_layer": layer_shift,
-                               "mean_shift_per_step": float(np.mean(layer_shift)),
-                               "first_layer_weight_grad_at_init": first_grad[0]}
+            hist = fit(model, data_set, cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, on_step=record, seed=seed)
+            layer_shift = shift()
+            growth = [norm(w) / norm(w0) for w, w0 in zip(model.weights, start)]
+            seeds.append({**hist, "final_loss": hist["loss"][-1], "final_test_acc": hist["test_acc"][-1],
+                          "shift_per_step_by_layer": layer_shift, "mean_shift_per_step": float(np.mean(layer_shift)),
+                          "first_layer_weight_grad_at_init": first_grad[0],
+                          "weight_norm_growth": float(np.median(growth))})
+        keys = ("final_loss", "final_test_acc", "mean_shift_per_step", "first_layer_weight_grad_at_init",
+                "weight_norm_growth")
+        run = {"step": seeds[0]["step"], "loss": [r["loss"] for r in seeds],
+               "test_acc": [r["test_acc"] for r in seeds], **{k: [r[k] for r in seeds] for k in keys},
+               "shift_per_step_by_layer": [r["shift_per_step_by_layer"] for r in seeds]}
+        data["runs"][label] = run
+        median_band(left, run["step"], run["loss"], label=label, color=f"C{i}")
+        median_band(right, run["step"], run["test_acc"], label=label, color=f"C{i}")
     right.axhline(0.1, color="0.5", ls=":", lw=1)
     right.annotate("chance", (cfg.steps, 0.1), xytext=(0, 3), textcoords="offset points", ha="right", color="0.4")
     finish(left, "training step", "training loss (cross-entropy, one batch)", "Loss", legend=False)
@@ -216,17 +210,133 @@ def training(cfg):
     right.set_ylim(0, 1)
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=3)
     runs = data["runs"]
+    med = lambda label, key: float(np.median(runs[label][key]))
+    n = len(cfg.seeds)
     return Result(data, [Plot(
         "training", fig,
         alt=f"Training loss and test accuracy over {cfg.steps} SGD steps on the digits for a {cfg.depth}-layer "
-            f"sigmoid net. Without batch norm the loss stays at {runs['sigmoid']['final_loss']:.2f} and accuracy at "
-            f"chance ({runs['sigmoid']['final_test_acc']:.0%}); with batch norm the loss falls to "
-            f"{runs['sigmoid + batch norm']['final_loss']:.2f} and accuracy reaches "
-            f"{runs['sigmoid + batch norm']['final_test_acc']:.0%}; with random shifts and scalings injected after "
-            f"every batch norm the loss still falls to "
-            f"{runs['sigmoid + batch norm + noise after it']['final_loss']:.2f}.",
+            f"sigmoid net, median of {n} seeds with the range shaded. Without batch norm the loss stays at "
+            f"{med('sigmoid', 'final_loss'):.2f} and accuracy at chance ({med('sigmoid', 'final_test_acc'):.0%}); "
+            f"with batch norm the loss falls to {med('sigmoid + batch norm', 'final_loss'):.2f} and accuracy "
+            f"reaches {med('sigmoid + batch norm', 'final_test_acc'):.0%}; with random shifts and scalings injected "
+            f"after every batch norm the loss still falls to "
+            f"{med('sigmoid + batch norm + noise after it', 'final_loss'):.2f}.",
         caption=f"{cfg.depth} sigmoid layers of width {cfg.width}, PyTorch's default initialisation, plain SGD with "
-                f"learning rate {cfg.lr}, batches of {cfg.batch_size}, the same seed and batches for every run. "
-                f"Noise: after every batch norm each unit is scaled by a random factor in "
+                f"learning rate {cfg.lr}, batches of {cfg.batch_size}, seeds {', '.join(map(str, cfg.seeds))}: the "
+                f"line is the median, the band the range over seeds (the loss is that step's batch). Noise: after "
+                f"every batch norm each unit is scaled by a random factor in "
                 f"[1/{cfg.noise_scale:g}, {cfg.noise_scale:g}] and shifted by a random amount in "
                 f"[−{cfg.noise_shift:g}, {cfg.noise_shift:g}], drawn afresh at every step.")])
+
+
+WIDTH_NETS = {"tanh + BN": "tanh", "sigmoid + BN": "sigmoid"}
+
+
+@experiment(widths=(32, 64, 128, 256, 512), depth=30, batch=128, fit_layers=25, seeds=(0, 1, 2))
+def width_sweep(cfg):
+    """The batch-normalised tanh and sigmoid nets grow faster than the wide-net prediction: does it shrink with width?
+
+    Each network's rate is the slope of log10 ||dL/dh_l|| over its first `fit_layers` layers (away from the head),
+    at initialisation, one random batch.
+    """
+    widths = np.array(cfg.widths)
+    layers = np.arange(1, cfg.fit_layers + 1)
+    fig, (left, right) = figure(ncols=2, width=8.4, height=3.8)
+    data = {"widths": widths, "nets": {}}
+    for i, (label, act) in enumerate(WIDTH_NETS.items()):
+        rates = np.array([[-np.polyfit(layers, np.log10(probe_at_init(
+            cfg.depth, int(w), cfg.batch, s, activation=act, norm="batch")["signal"][:cfg.fit_layers]), 1)[0]
+            for s in cfg.seeds] for w in widths])  # (widths, seeds): decades gained per layer toward the input
+        predicted = math.log10(bn_factor(act))
+        excess = rates - predicted
+        median = np.median(rates, axis=1)
+        color = f"C{i}"
+        left.errorbar(widths, median, yerr=[median - rates.min(1), rates.max(1) - median], color=color, marker="o",
+                      capsize=3, label=f"{label}, measured")
+        left.axhline(predicted, color=color, ls="--", lw=1, label=f"{label}, wide-net theory {predicted:.4f}")
+        med_excess = np.median(excess, axis=1)
+        right.errorbar(widths, med_excess, yerr=[med_excess - excess.min(1), excess.max(1) - med_excess],
+                       color=color, marker="o", capsize=3, label=label)
+        slope = float(np.polyfit(np.log10(widths), np.log10(np.maximum(med_excess, 1e-12)), 1)[0])
+        data["nets"][label] = {"decades_per_layer": median, "per_seed": rates, "min": rates.min(1),
+                               "max": rates.max(1), "predicted_decades_per_layer": predicted,
+                               "excess": med_excess, "excess_min": excess.min(1), "excess_max": excess.max(1),
+                               "excess_log_slope": slope}
+    guide = data["nets"]["tanh + BN"]["excess"][0] * np.sqrt(widths[0] / widths)
+    right.plot(widths, guide, color="0.4", ls=":", lw=1, label="∝ 1/√width")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.minorticks_off()
+    right.set_yscale("log")
+    finish(left, "width (units per layer)", "decades gained per layer",
+           "Growth rate of ‖∂L/∂h_l‖ toward the input", loc="upper right", fontsize=7.5)
+    finish(right, "width (units per layer)", "measured − predicted (decades per layer)",
+           "The excess over the wide-net theory", loc="upper right", fontsize=8)
+    t, g = data["nets"]["tanh + BN"], data["nets"]["sigmoid + BN"]
+    return Result(data, [Plot(
+        "width-sweep", fig,
+        alt=f"Left: the per-layer growth rate of the back-propagated gradient in batch-normalised tanh and sigmoid "
+            f"nets at initialisation, against width from {widths[0]} to {widths[-1]}, with the wide-net prediction "
+            f"as a dashed line. Tanh falls from {t['decades_per_layer'][0]:.4f} to {t['decades_per_layer'][-1]:.4f} "
+            f"decades per layer toward its prediction {t['predicted_decades_per_layer']:.4f}, sigmoid from "
+            f"{g['decades_per_layer'][0]:.4f} to {g['decades_per_layer'][-1]:.4f} toward "
+            f"{g['predicted_decades_per_layer']:.4f}. Right: the excess over the prediction on log-log axes, "
+            f"falling roughly as one over the square root of the width.",
+        caption=f"{cfg.depth}-layer MLPs with batch norm after every linear layer, PyTorch's default initialisation, "
+                f"one random batch of {cfg.batch} standard-normal inputs; the rate is the slope of log₁₀‖∂L/∂h_l‖ "
+                f"over layers 1–{cfg.fit_layers}; median over seeds {', '.join(map(str, cfg.seeds))}, whiskers the "
+                f"range. Dashed: log₁₀ √(E[g′(z)²] / Var g(z)), the infinite-width, infinite-batch factor.")])
+
+
+@experiment(depth=10, width=64, batch=128, scales=(0.25, 0.5, 1.0, 2.0, 4.0), seed=0)
+def scale_invariance(cfg):
+    """A batch-normalised net computes the same function for weights cW: its loss and the ratios of its back-propagated
+    signals do not change, but the weight gradients shrink as 1/c (van Laarhoven 2017; Arora, Li & Lyu 2019)."""
+    scales = np.array(cfg.scales)
+    torch.manual_seed(cfg.seed)
+    base = DeepMLP(cfg.depth, cfg.width, activation="relu", norm="batch")
+    x, y = random_batch(cfg.width, cfg.batch)
+    rows = []
+    for c in scales:
+        model = DeepMLP(cfg.depth, cfg.width, activation="relu", norm="batch")
+        model.load_state_dict(base.state_dict())
+        with torch.no_grad():
+            for w in model.weights:
+                w.mul_(float(c))
+        rows.append(probes.gradient_flow(model, x, y))
+    one = int(np.flatnonzero(scales == 1.0)[0])
+    weight = np.array([r["weight"] for r in rows])  # (scales, layers)
+    signal = np.array([r["signal"] for r in rows])
+    weight_rel = weight / weight[one]
+    data = {"scales": scales, "loss": [r["loss"] for r in rows],
+            "loss_change": float(max(abs(r["loss"] - rows[one]["loss"]) for r in rows)),
+            "signal_ratio_first_last": [log_ratio(r["signal"]) for r in rows],
+            "weight_grad_relative": weight_rel,
+            "weight_grad_times_scale": weight_rel * scales[:, None],
+            "slope": float(np.polyfit(np.log10(scales), np.log10(np.median(weight_rel, axis=1)), 1)[0]),
+            "signal_relative": signal / signal[one]}
+    fig, ax = figure(height=3.6)
+    layers = (1, cfg.depth // 2, cfg.depth)
+    for i, l in enumerate(layers):
+        ax.plot(scales, weight_rel[:, l - 1], marker="o", color=f"C{i}", label=f"‖∂L/∂W_{l}‖, layer {l}",
+                ls="none", ms=9 - 2.5 * i)
+    ax.plot(scales, 1 / scales, color="0.2", ls="--", lw=1.2, label="theory: 1/c", zorder=5)
+    ax.plot(scales, np.array(data["loss"]) / data["loss"][one], color="C3", marker="s", ms=4,
+            label="loss (and ‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xticks(scales, [f"{c:g}" for c in scales])
+    ax.minorticks_off()
+    finish(ax, "every hidden weight matrix multiplied by c", "relative to c = 1",
+           f"{cfg.depth}-layer ReLU net with batch norm, at initialisation", loc="lower left", fontsize=8)
+    return Result(data, [Plot(
+        "scale-invariance", fig,
+        alt=f"Log-log plot against the factor c by which every hidden weight matrix of a {cfg.depth}-layer "
+            f"batch-normalised ReLU net is multiplied, {scales[0]:g} to {scales[-1]:g}. The loss and the ratio of "
+            f"the first- to the last-layer back-propagated gradient stay the same; the weight gradients of the "
+            f"first, middle and last layers fall on the dashed line 1/c (fitted slope {data['slope']:.3f}).",
+        caption=f"The same initial network and batch of {cfg.batch} standard-normal inputs with random labels for "
+                f"every c, seed {cfg.seed}. Batch norm divides out the scale of W, so the function, the loss and "
+                "∂L/∂h are unchanged while ∂L/∂W scales as 1/c: the step a learning rate η makes relative to the "
+                "weights scales as η/c².")])

@@ -8,7 +8,7 @@ from vgsite.nets import DeepMLP
 from vgsite.plots import figure, finish, log_line
 from vgsite.probes import log_ratio, probe_at_init, random_batch, saturated_fraction
 from vgsite.registry import Plot, Result, experiment
-from vgsite.train import digits, fit
+from vgsite.train import across_seeds, digits, fit
 
 
 @experiment(depth=20, width=64, batch=64, gains=tuple(np.round(np.logspace(-1, 1, 13), 4)), seed=0)
@@ -49,13 +49,16 @@ def input_sensitivity(cfg):
     finish(right, "weight gain g (weights ~ N(0, g²/n))", "units with |g′| < 1% of its peak (%)",
            "Saturated units, last layer", legend=False)
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    tanh_sens = data["nets"]["tanh"]["sensitivity"]
     return Result(data, [Plot(
         "input-sensitivity", fig,
-        alt="Left: how much the logits of a 20-layer network move per unit change of its input, against the weight "
-            "gain from 0.1 to 10, log-log. Small weights make the response vanish, by some 20 orders of magnitude at "
-            "gain 0.1, along the dashed gain-to-the-20th line; large weights make tanh's response grow far above 1, "
-            "so the network is hypersensitive, not unresponsive. Right: the share of saturated units is zero for "
-            "small weights and rises towards 100% only for large weights.",
+        alt=f"Left: how much the logits of a {cfg.depth}-layer network move per unit change of its input, against "
+            f"the weight gain from {gains[0]:g} to {gains[-1]:g}, log-log. Small weights make the response vanish, "
+            f"to 10^{np.log10(tanh_sens[0]):.0f} for tanh at gain {gains[0]:g}, along the dashed "
+            f"gain-to-the-{cfg.depth}th line; large weights make tanh's response grow to "
+            f"10^{np.log10(tanh_sens[-1]):.0f} at gain {gains[-1]:g}, so the network is hypersensitive, not "
+            "unresponsive. Right: the share of saturated units is zero for small weights and rises to "
+            f"{100 * data['nets']['tanh']['saturated_last_layer'][-1]:.0f}% (tanh) only for large weights.",
         caption=f"Fresh {cfg.depth}-layer MLPs, width {cfg.width}, weights N(0, g²/n), one random batch; the "
                 "response is the exact forward-mode derivative along a random unit input direction, in 64-bit "
                 "floats.")])
@@ -254,14 +257,20 @@ def exploding_vs_vanishing(cfg):
     finish(ax, "network (weights at initialisation)", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)",
            f"First-layer gradient relative to the last, {cfg.depth} layers: < 0 vanishing, > 0 exploding",
            loc="lower right")
+    nets = data["nets"]
+    bn_relu = [nets[label]["batch norm"]["log10_ratio"] for label in labels if label.startswith("ReLU")]
+    res = [abs(nets[label]["batch norm + residual"]["log10_ratio"]) for label in labels]
     return Result(data, [Plot(
         "exploding-vs-vanishing", fig,
         alt=f"Bar chart of log10 of the first- over last-layer gradient norm in {cfg.depth}-layer networks at "
             "initialisation. Without normalisation the weight scale decides symmetrically: ReLU with variance 1/n "
-            "vanishes by about 4.5 decades, with 4/n explodes by about as much, He's 2/n stays level, on the dashed "
-            "theory marks. With batch normalisation every ReLU network explodes by the same 2.5 decades whatever "
-            "its weight scale, as Yang et al. (2019) predict, and tanh by about one; adding residual connections "
-            "brings all of them back within a decade of zero.",
+            f"vanishes by {-nets['ReLU, N(0, 1/n)']['no normalisation']['log10_ratio']:.1f} decades, with 4/n "
+            f"explodes by {nets['ReLU, N(0, 4/n)']['no normalisation']['log10_ratio']:.1f}, He's 2/n stays within "
+            f"{abs(nets['ReLU, He N(0, 2/n)']['no normalisation']['log10_ratio']):.1f} of level, on the dashed "
+            f"theory marks. With batch normalisation every ReLU network explodes by the same {np.mean(bn_relu):.1f} "
+            f"decades (the three within {np.ptp(bn_relu):.3f} of each other) whatever its weight scale, as Yang et "
+            f"al. (2019) predict, and tanh by {nets['tanh, N(0, 1/n)']['batch norm']['log10_ratio']:.1f}; adding residual "
+            f"connections brings all of them to within {max(res):.1f} decades of zero.",
         caption=f"Fresh width-{cfg.width} MLPs on one random batch, mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}. An "
                 "initialisation that removes exploding gradients removes vanishing ones by the same token; batch "
                 "norm without skip connections makes gradients explode.")])
@@ -275,35 +284,51 @@ def circles(n, generator):
     return torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1), label
 
 
-@experiment(depth=6, width=32, steps=300, lr=0.01, samples=1000, seed=0)
+@experiment(depth=6, width=32, steps=300, lr=0.01, samples=1000, seeds=(0, 1, 2, 3, 4))
 def nonlinearity(cfg):
     """The short explainer: activation functions introduce the non-linearity that lets a network learn more."""
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x, y = circles(cfg.samples, gen)
-    x_test, y_test = circles(cfg.samples, gen)
     data = {"nets": {}}
     fig, axes = figure(ncols=2, height=3.4)
     grid = torch.stack(torch.meshgrid(torch.linspace(-3, 3, 121), torch.linspace(-3, 3, 121), indexing="xy"), -1)
     for ax, activation in zip(axes, ("linear", "tanh")):
-        torch.manual_seed(cfg.seed)
-        model = DeepMLP(cfg.depth, cfg.width, activation=activation, init="xavier", d_in=2, d_out=2)
-        history = fit(model, (x, y, x_test, y_test), cfg.steps, lr=cfg.lr, optimizer="adam", every=cfg.steps,
-                      seed=cfg.seed)
-        with torch.no_grad():
-            p = torch.softmax(model(grid.reshape(-1, 2)), 1)[:, 1].reshape(121, 121)
-        ax.contourf(grid[..., 0], grid[..., 1], p, levels=[0, 0.5, 1], colors=["#cfe3f2", "#f6d5c0"])
-        ax.scatter(*x_test[:300].T, c=[("#0072B2", "#D55E00")[int(v)] for v in y_test[:300]], s=5)
+        accs, losses = [], []
+        for i, seed in enumerate(cfg.seeds):  # each seed: its own rings, initialisation and batches
+            gen = torch.Generator().manual_seed(seed)
+            x, y = circles(cfg.samples, gen)
+            x_test, y_test = circles(cfg.samples, gen)
+            torch.manual_seed(seed)
+            model = DeepMLP(cfg.depth, cfg.width, activation=activation, init="xavier", d_in=2, d_out=2)
+            history = fit(model, (x, y, x_test, y_test), cfg.steps, lr=cfg.lr, optimizer="adam", every=cfg.steps,
+                          seed=seed)
+            accs.append(history["test_acc"][-1])
+            losses.append(history["loss"][-1])
+            if i == 0:  # the first seed's decision regions are drawn
+                with torch.no_grad():
+                    p = torch.softmax(model(grid.reshape(-1, 2)), 1)[:, 1].reshape(121, 121)
+                ax.contourf(grid[..., 0], grid[..., 1], p, levels=[0, 0.5, 1], colors=["#cfe3f2", "#f6d5c0"])
+                ax.scatter(*x_test[:300].T, c=[("#0072B2", "#D55E00")[int(v)] for v in y_test[:300]], s=5)
         ax.set_aspect("equal")
-        acc = history["test_acc"][-1]
-        data["nets"][activation] = {"test_accuracy": acc, "final_loss": history["loss"][-1]}
-        finish(ax, "x₁", "x₂", f"{cfg.depth} layers, {activation}: test accuracy {100 * acc:.0f}%")
+        data["nets"][activation] = {"test_accuracy": summary(accs), "final_loss": summary(losses)}
+        acc = data["nets"][activation]["test_accuracy"]
+        finish(ax, "x₁", "x₂", f"{cfg.depth} layers, {activation}: test accuracy {100 * acc['median']:.1f}%\n"
+                               f"(median; {100 * acc['min']:.1f}–{100 * acc['max']:.1f}% over {len(cfg.seeds)} seeds)")
+    lin, tanh = (data["nets"][a]["test_accuracy"] for a in ("linear", "tanh"))
     return Result(data, [Plot(
         "nonlinearity", fig,
         alt=f"Two rings of points, inner class blue and outer class orange, with the decision regions of two "
             f"{cfg.depth}-layer networks trained on them. The network without activation functions draws a "
-            f"straight boundary and scores {100 * data['nets']['linear']['test_accuracy']:.0f}% on test points; "
-            f"the same network with tanh encloses the inner ring and scores "
-            f"{100 * data['nets']['tanh']['test_accuracy']:.0f}%.",
+            f"straight boundary and scores {100 * lin['median']:.0f}% on test points (median of {len(cfg.seeds)} "
+            f"seeds, {100 * lin['min']:.0f} to {100 * lin['max']:.0f}%); the same network with tanh encloses the "
+            f"inner ring and scores {100 * tanh['median']:.1f}% ({100 * tanh['min']:.1f} to "
+            f"{100 * tanh['max']:.1f}%).",
         caption=f"Width {cfg.width}, Glorot initialisation, Adam at learning rate {cfg.lr} for {cfg.steps} steps on "
-                f"{cfg.samples} points; shading: the class each network predicts. Without an activation, any "
-                "number of layers multiplies out to one linear map.")])
+                f"{cfg.samples} points; {len(cfg.seeds)} seeds, each with its own rings and initialisation; the "
+                "regions and points shown are the first seed's (shading: the class each network predicts). Without "
+                "an activation, any number of layers multiplies out to one linear map.")])
+
+
+def summary(values) -> dict:
+    """Median, range and every seed's value of one number."""
+    s = across_seeds(values)
+    return {"median": float(s["median"]), "min": float(s["min"]), "max": float(s["max"]),
+            "per_seed": [float(v) for v in s["per_seed"]]}

@@ -5,10 +5,11 @@ import numpy as np
 import torch
 from matplotlib.colors import LogNorm
 
-from vgsite.plots import figure, finish, log_line, mark_underflow
+from vgsite.plots import figure, finish, median_band
 from vgsite.probes import norm
 from vgsite.registry import Plot, Result, experiment
 from vgsite.rnns import ADDING_BASELINE, SequenceModel, adding_problem, gradient_through_time, train_sequence
+from vgsite.train import across_seeds
 
 
 def one_unit_state(w, b, length, x0):
@@ -71,42 +72,55 @@ def cliff(cfg):
                 f"{cfg.slice_points} points, and a finer one finds a higher spike.")])
 
 
-@experiment(hidden=32, length=50, batch=64, gain=1.5, lrs=(0.05, 0.1), clip=1.0, steps=600, every=10, seed=0,
-            loss_ylim=(0.05, 1e4), grad_ylim=(0.1, 1e9))
+@experiment(hidden=32, length=50, batch=64, gain=1.5, lrs=(0.05, 0.1), clip=1.0, steps=300, every=10,
+            seeds=(0, 1, 2), loss_ylim=(0.05, 1e4), grad_ylim=(0.1, 1e9))
 def training(cfg):
-    """Plain SGD on a vanilla RNN started with large recurrent weights, with and without clipping."""
+    """Plain SGD on a vanilla RNN started with large recurrent weights, with and without clipping, once per seed."""
     fig, (left, right) = figure(ncols=2, height=4.6)
-    data = {"clip": cfg.clip, "runs": {}}
+    data = {"clip": cfg.clip, "seeds": cfg.seeds, "runs": {}}
     colors = {(cfg.lrs[0], None): "#0072B2", (cfg.lrs[0], cfg.clip): "#56B4E9",
               (cfg.lrs[-1], None): "#D55E00", (cfg.lrs[-1], cfg.clip): "#E69F00"}
     for lr in cfg.lrs:
         for clip in (None, cfg.clip):
-            torch.manual_seed(cfg.seed)
-            model = SequenceModel("rnn", hidden=cfg.hidden)
-            with torch.no_grad():
-                torch.nn.init.normal_(model.recurrent_weight, std=cfg.gain / math.sqrt(cfg.hidden))
-            history = train_sequence(model, lambda gen: adding_problem(cfg.batch, cfg.length, gen), cfg.steps,
-                                     lr=lr, optimizer="sgd", clip=clip, every=cfg.every, seed=cfg.seed)
             label = f"lr {lr}, " + (f"clipped at {clip}" if clip else "no clipping")
             color = colors.get((lr, clip))
-            steps, loss, grads = (np.array(history[k], dtype=float) for k in ("step", "loss", "grad_norm"))
             ls = "-" if clip is None else "--"
-            for ax, values, top in ((left, loss, cfg.loss_ylim[1]), (right, grads, cfg.grad_ylim[1])):
-                ax.plot(steps, values, color=color, ls=ls, label=label)
-                over = np.isfinite(values) & (values > top)
-                if over.any():  # finite but off the scale: small triangles on the top edge
-                    ax.scatter(steps[over], np.full(over.sum(), 0.99), transform=ax.get_xaxis_transform(),
-                               marker="^", s=22, color=color, zorder=5, clip_on=False)
-                bad = ~np.isfinite(values)
-                if bad.any():  # nan or inf: mark it on the top edge, where the curve left the plot
-                    ax.scatter(steps[bad], np.full(bad.sum(), 0.97), transform=ax.get_xaxis_transform(),
-                               marker="X", s=70, color=color, zorder=5, clip_on=False)
-                    ax.annotate("nan", (steps[bad][0], 0.97), xycoords=("data", "axes fraction"), xytext=(6, -4),
-                                textcoords="offset points", color=color, fontweight="bold")
-            finite = grads[np.isfinite(grads)]
-            data["runs"][label] = {**history, "max_grad_norm": finite.max() if finite.size else math.nan,
-                                   "final_loss": history["loss"][-1], "max_loss": np.nanmax(loss),
-                                   "clipped_fraction": sum(history["clipped"]) / history["steps_run"]}
+            per_seed = []
+            for n, seed in enumerate(cfg.seeds):
+                torch.manual_seed(seed)
+                model = SequenceModel("rnn", hidden=cfg.hidden)
+                with torch.no_grad():
+                    torch.nn.init.normal_(model.recurrent_weight, std=cfg.gain / math.sqrt(cfg.hidden))
+                history = train_sequence(model, lambda gen: adding_problem(cfg.batch, cfg.length, gen), cfg.steps,
+                                         lr=lr, optimizer="sgd", clip=clip, every=cfg.every, seed=seed)
+                steps, loss, grads = (np.array(history[k], dtype=float) for k in ("step", "loss", "grad_norm"))
+                for ax, values, top in ((left, loss, cfg.loss_ylim[1]), (right, grads, cfg.grad_ylim[1])):
+                    ax.plot(steps, values, color=color, ls=ls, lw=1.1, alpha=0.9, label=label if n == 0 else None)
+                    over = np.isfinite(values) & (values > top)
+                    if over.any():  # finite but off the scale: small triangles on the top edge
+                        ax.scatter(steps[over], np.full(over.sum(), 0.99), transform=ax.get_xaxis_transform(),
+                                   marker="^", s=22, color=color, zorder=5, clip_on=False)
+                    bad = ~np.isfinite(values)
+                    if bad.any():  # nan or inf: mark it on the top edge, where the curve left the plot
+                        ax.scatter(steps[bad], np.full(bad.sum(), 0.97), transform=ax.get_xaxis_transform(),
+                                   marker="X", s=70, color=color, zorder=5, clip_on=False)
+                finite = grads[np.isfinite(grads)]
+                top_at = int(np.nanargmax(np.where(np.isfinite(grads), grads, np.nan))) if finite.size else -1
+                per_seed.append({**history, "max_grad_norm": finite.max() if finite.size else math.nan,
+                                 "step_of_max_grad": int(steps[top_at]) if finite.size else -1,
+                                 "final_loss": history["loss"][-1], "max_loss": np.nanmax(loss),
+                                 "clipped_fraction": sum(history["clipped"]) / history["steps_run"],
+                                 "diverged": history["stopped"] == "diverged"})
+            keys = ("max_grad_norm", "step_of_max_grad", "final_loss", "max_loss", "clipped_fraction", "diverged",
+                    "steps_run")
+            data["runs"][label] = {**{k: [r[k] for r in per_seed] for k in keys},
+                                   "diverged_at": [r["steps_run"] if r["diverged"] else math.nan for r in per_seed],
+                                   "histories": [{k: r[k] for k in ("step", "loss", "grad_norm", "clipped")}
+                                                 for r in per_seed]}
+    for ax in (left, right):
+        if any(any(r["diverged"]) for r in data["runs"].values()):
+            ax.scatter([], [], marker="X", s=50, color="0.35", label="loss became nan")
+        ax.scatter([], [], marker="^", s=22, color="0.35", label="value above the axis")
     left.axhline(ADDING_BASELINE, color="0.3", ls=":", lw=1.1, label="always answer 1: MSE 1/6")
     left.set_yscale("log")
     right.set_yscale("log")
@@ -118,17 +132,21 @@ def training(cfg):
     finish(right, "training step", f"largest ‖∇θL‖ in each {cfg.every} steps, before clipping",
            "Gradient norm", **below)
     runs = data["runs"]
-    worst = max((r for r in runs.values() if math.isfinite(r["max_grad_norm"])), key=lambda r: r["max_grad_norm"])
+    unclipped = [r for label, r in runs.items() if "no clipping" in label]
+    clipped = [r for label, r in runs.items() if "clipped" in label]
+    top = np.nanmax([g for r in unclipped for g in r["max_grad_norm"]])
+    top_clipped = np.nanmax([g for r in clipped for g in r["max_grad_norm"]])
     return Result(data, [Plot(
         "training", fig,
         alt="Training loss and gradient norm of a vanilla RNN trained by plain gradient descent with two learning "
-            "rates, with and without clipping the gradient norm at 1, log scales. Without clipping, the gradient "
-            f"norm spikes to about {worst['max_grad_norm']:.1g} and the loss with it; at the larger learning rate "
-            "the loss becomes nan (marked by a cross on the top edge) and training stops. With clipping, both runs "
-            "stay near the baseline loss with gradient norms of order one.",
+            f"rates, with and without clipping the gradient norm at {cfg.clip}, log scales, one line per seed "
+            f"({len(cfg.seeds)} seeds). Without clipping, the gradient norm spikes as high as {top:.1g} and the "
+            "loss with it; runs whose loss becomes nan are marked by a cross on the top edge and stop there. With "
+            f"clipping, the largest gradient norm is {top_clipped:.2g} and the losses stay near the baseline.",
         caption=f"{cfg.hidden}-unit tanh RNN, recurrent weights N(0, {cfg.gain}²/{cfg.hidden}) (spectral radius about "
                 f"{cfg.gain}), adding problem of length {cfg.length}, batches of {cfg.batch}, plain SGD, "
-                f"{cfg.steps} steps at most, seed {cfg.seed}. Solid: no clipping; dashed: global norm clipped at "
+                f"{cfg.steps} steps at most, seeds {', '.join(map(str, cfg.seeds))} (one line each; a seed sets the "
+                f"initialisation and the batches). Solid: no clipping; dashed: global norm clipped at "
                 f"{cfg.clip}. Triangles on the top edge: values above the axis; a cross: the loss became nan.")])
 
 
@@ -146,46 +164,60 @@ def step_contributions(model: SequenceModel, x, y):
     return np.array(shares), total
 
 
-@experiment(hidden=32, length=50, batch=64, lr=0.05, clips=(None, 1.0, 0.05), steps=1500, every=25,
-            patience=800, test_size=1000, seed=0)
+@experiment(hidden=32, length=50, batch=64, lr=0.05, clips=(None, 1.0, 0.05), steps=400, every=25,
+            patience=300, test_size=1000, seeds=(0, 1, 2))
 def vanishing(cfg):
-    """Clipping on a vanishing problem: the vanilla RNN on the adding problem, with and without it."""
+    """Clipping on a vanishing problem: the vanilla RNN on the adding problem, with and without it, once per seed."""
     test = adding_problem(cfg.test_size, cfg.length, torch.Generator().manual_seed(20_000 + cfg.length))
     fig, (left, right) = figure(ncols=2, height=4.6)
-    data = {"runs": {}}
+    data = {"seeds": cfg.seeds, "runs": {}}
     colors = ("#0072B2", "#D55E00", "#009E73")
     for clip, color, ls in zip(cfg.clips, colors, ("-", "--", ":")):
-        torch.manual_seed(cfg.seed)
-        model = SequenceModel("rnn", hidden=cfg.hidden)
-        history = train_sequence(model, lambda gen: adding_problem(cfg.batch, cfg.length, gen), cfg.steps,
-                                 lr=cfg.lr, optimizer="sgd", clip=clip, every=cfg.every, seed=cfg.seed,
-                                 patience=cfg.patience, test=test)
         label = f"clipped at {clip}" if clip else "no clipping"
-        left.plot(history["step"], history["loss"], color=color, ls=ls,
-                  label=f"{label}: test MSE {history['test_mse']:.3f}")
-        shares, total = step_contributions(model, *test)
-        factor = min(1.0, clip / total) if clip else 1.0
-        log_line(right, np.arange(len(shares)), shares * factor, label=f"{label} (×{factor:.3g})", color=color, ls=ls)
-        data["runs"][label] = {**history, "clipped_fraction": sum(history["clipped"]) / history["steps_run"],
-                               "shares": shares, "clip_factor": factor, "grad_norm_after": total,
-                               "log10_far_over_near": np.log10(shares[-1] / shares[0]),
-                               "log10_far_over_near_clipped": np.log10(shares[-1] * factor / (shares[0] * factor))}
+        per_seed = []
+        for n, seed in enumerate(cfg.seeds):
+            torch.manual_seed(seed)
+            model = SequenceModel("rnn", hidden=cfg.hidden)
+            history = train_sequence(model, lambda gen: adding_problem(cfg.batch, cfg.length, gen), cfg.steps,
+                                     lr=cfg.lr, optimizer="sgd", clip=clip, every=cfg.every, seed=seed,
+                                     patience=cfg.patience, test=test)
+            shares, total = step_contributions(model, *test)
+            factor = min(1.0, clip / total) if clip else 1.0
+            left.plot(history["step"], history["loss"], color=color, ls=ls, lw=1.1, label=label if n == 0 else None)
+            per_seed.append({**history, "clipped_fraction": sum(history["clipped"]) / history["steps_run"],
+                             "shares": shares, "clip_factor": factor, "grad_norm_after": total,
+                             "log10_far_over_near": np.log10(shares[-1] / shares[0]),
+                             "log10_far_over_near_clipped": np.log10(shares[-1] * factor / (shares[0] * factor))})
+        shown = np.array([r["shares"] * r["clip_factor"] for r in per_seed])
+        factors = [r["clip_factor"] for r in per_seed]
+        median_band(right, np.arange(shown.shape[1]), shown, log=True, color=color, ls=ls,
+                    label=f"{label} (× {min(factors):.2g}" + (f"–{max(factors):.2g})" if max(factors) > min(factors)
+                                                              else ")"))
+        keys = ("test_mse", "clipped_fraction", "clip_factor", "grad_norm_after", "log10_far_over_near",
+                "log10_far_over_near_clipped", "steps_run", "stopped")
+        data["runs"][label] = {**{k: [r[k] for r in per_seed] for k in keys},
+                               "test_mse_summary": across_seeds([r["test_mse"] for r in per_seed]),
+                               "shares_shown": across_seeds(shown),
+                               "histories": [{k: r[k] for k in ("step", "loss", "grad_norm", "clipped")}
+                                             for r in per_seed]}
     left.axhline(ADDING_BASELINE, color="0.3", ls=":", lw=1.1, label="always answer 1: MSE 1/6")
     below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16))
     finish(left, "training step", f"training MSE (mean of each {cfg.every} steps)",
            f"Vanilla RNN, adding problem, length {cfg.length}", **below)
     finish(right, "distance back in time T − t (steps)", "‖share of ∂L/∂W_hh from step t‖",
            "After training: ∂L/∂W_hh by time step", **below)
-    mses = ", ".join(f"{r['test_mse']:.3f}" for r in data["runs"].values())
+    mses = "; ".join(f"{label} {np.median(r['test_mse']):.3f}" for label, r in data["runs"].items())
     return Result(data, [Plot(
         "vanishing", fig,
         alt="Left: training loss of a vanilla RNN on the adding problem of length "
-            f"{cfg.length} without clipping and with clipping at 1 and at 0.05; all three stay at the baseline of 1/6 "
-            f"(test MSE {mses}). Right, log scale: each time "
-            "step's share of the recurrent weight gradient after training, against the distance back in time; the "
-            "clipped curves are the unclipped one shifted down, equally at every distance, so the share from far "
-            "back stays as many orders of magnitude below the recent one.",
+            f"{cfg.length} without clipping and with clipping at 1 and at 0.05, one line per seed "
+            f"({len(cfg.seeds)} seeds); all stay at the baseline of 1/6 (median test MSE {mses}). Right, log scale: "
+            "each time step's share of the recurrent weight gradient after training against the distance back in "
+            "time, median over the seeds with the range shaded; each run's shares are multiplied by the factor "
+            "clipping would apply to its gradient, which shifts a curve down equally at every distance, so the "
+            "share from far back stays as many orders of magnitude below the recent one.",
         caption=f"{cfg.hidden}-unit tanh RNN, PyTorch's default initialisation, plain SGD at learning rate {cfg.lr}, "
                 f"batches of {cfg.batch}, at most {cfg.steps} steps (stopped after {cfg.patience} steps without a 5% "
-                f"improvement), seed {cfg.seed}. Right: shares on {cfg.test_size} test sequences, each multiplied by "
-                "the factor min(1, c/‖g‖) clipping at c would apply to that gradient.")])
+                f"improvement), seeds {', '.join(map(str, cfg.seeds))}. Right: shares on {cfg.test_size} test "
+                "sequences, each multiplied by the factor min(1, c/‖g‖) clipping at c would apply to that gradient; "
+                "median line, min–max band.")])

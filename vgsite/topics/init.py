@@ -8,9 +8,11 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, log_line, mark_underflow
+from vgsite.plots import figure, finish, log_line
 from vgsite.probes import derivative, gradient_flow, log_histogram, random_batch
 from vgsite.registry import Plot, Result, experiment
+from vgsite import theory
+from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor, slope2
 from vgsite.train import digits
 
 
@@ -35,16 +37,16 @@ def zero_biases(model):
 # factor sqrt(E[g'^2]) at initialisation). The gradient's predicted per-layer factor is their product.
 def matrix_nets(width):
     u = 0.2 * math.sqrt(width)  # default init times this gain is U(-0.2, 0.2): every weight below 0.2 in size
-    return {
-        "linear, N(0, 0.5²/n)": (dict(activation="linear", init="normal", gain=0.5), 0.5, 1.0),
-        "linear, N(0, 1/n)": (dict(activation="linear", init="normal", gain=1.0), 1.0, 1.0),
-        "linear, N(0, 1.5²/n)": (dict(activation="linear", init="normal", gain=1.5), 1.5, 1.0),
+    nets = {
+        "linear, N(0, 0.5²/n)": (dict(activation="linear", init="normal", gain=0.5), 0.5),
+        "linear, N(0, 1/n)": (dict(activation="linear", init="normal", gain=1.0), 1.0),
+        "linear, N(0, 1.5²/n)": (dict(activation="linear", init="normal", gain=1.5), 1.5),
         f"linear, U(±0.2): every |w| < 0.2, n = {width}": (dict(activation="linear", init="default", gain=u),
-                                                           u / math.sqrt(3), 1.0),
-        "ReLU, N(0, 1/n)": (dict(activation="relu", init="normal", gain=1.0), 1.0, math.sqrt(0.5)),
-        "ReLU, N(0, 2/n) (He)": (dict(activation="relu", init="normal", gain=math.sqrt(2)), math.sqrt(2),
-                                 math.sqrt(0.5)),
+                                                           u / math.sqrt(3)),
+        "ReLU, N(0, 1/n)": (dict(activation="relu", init="normal", gain=1.0), 1.0),
+        "ReLU, N(0, 2/n) (He)": (dict(activation="relu", init="normal", gain=math.sqrt(2)), math.sqrt(2)),
     }
+    return {label: (net, c, math.sqrt(slope2(net["activation"], 0))) for label, (net, c) in nets.items()}
 
 
 def first_to_last(signal):
@@ -210,29 +212,8 @@ def gain_depth(cfg):
                 f"are clipped at ±{cfg.vmax} decades.")])
 
 
-# n Var(W) of each initialisation for a square layer (fan_in = fan_out = n).
-WEIGHT_VARIANCE = {"default": 1 / 3, "xavier": 1.0, "kaiming": 2.0, "orthogonal": 1.0}
 INIT_LABELS = {"default": "PyTorch default U(±1/√n)", "xavier": "Xavier/Glorot", "kaiming": "He/Kaiming N(0, 2/n)",
                "orthogonal": "orthogonal"}
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(101)
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
-_NUMPY_ACT = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0)}
-
-
-def mean_field_variance(activation, s, depth, q_in=1.0):
-    """Infinite-width prediction of Var(h_l), l = 1..depth, for weights with n Var(W) = s and zero biases:
-    q_1 = s q_in, q_{l+1} = s E[g(z)^2] with z ~ N(0, q_l) (Poole et al. 2016), by Gauss-Hermite quadrature."""
-    g = _NUMPY_ACT[activation]
-    q, out = s * q_in, []
-    for _ in range(depth):
-        if activation == "relu":  # closed form: the kink at 0 makes quadrature inexact
-            mean, second = math.sqrt(q / (2 * math.pi)), q / 2
-        else:
-            h = g(np.sqrt(q) * _NODES)
-            mean, second = (_WEIGHTS * h).sum(), (_WEIGHTS * h * h).sum()
-        out.append(second - mean ** 2)
-        q = s * second
-    return np.array(out)
 
 
 @experiment(depth=20, width=256, batch=512, seed=0, inits=("default", "xavier", "kaiming", "orthogonal"),
@@ -252,11 +233,22 @@ def forward_variance(cfg):
             with torch.no_grad():
                 model(x, keep=True)
             var = np.array([h.double().var().item() for h in model.hidden])
-            predicted = mean_field_variance(act, WEIGHT_VARIANCE[init], cfg.depth)
+            predicted = theory.forward_variance(act, WEIGHT_VARIANCE[init], cfg.depth)
             ok = var > 0
             factor = float(10 ** np.polyfit(layers[ok], np.log10(var[ok]), 1)[0])
+            z = torch.stack([b.z for b in model.blocks]).double()  # (layers, batch, units) pre-activations
             data["nets"][act][init] = {"variance": var, "predicted": predicted, "factor_per_layer": factor,
-                                       "last_over_first": float(var[-1] / var[0])}
+                                       "last_over_first": float(var[-1] / var[0]),
+                                       "preactivation_variance": z.var(dim=(1, 2)).numpy(),
+                                       "beyond_3": float((z[cfg.depth // 2:].abs() > 3).double().mean())}
+            if act == "tanh":  # the mean-field fixed point and its chi_1 (Schoenholz et al. 2017)
+                s = WEIGHT_VARIANCE[init]
+                q_star = theory.fixed_point(act, s) if s > 1 else 0.0  # s <= 1: q shrinks to 0, slowly at s = 1
+                chi1 = theory.chi(act, s, q_star)
+                data["nets"][act][init]["theory"] = {
+                    "weight_variance": s, "q_star": q_star, "chi1": chi1, "variance_h": theory.variance(act, q_star),
+                    "beyond_3": theory.tail_fraction(q_star, 3.0) if q_star > 0 else 0.0,
+                    "depth_scale": abs(theory.depth_scale(chi1)) if chi1 != 1 else None}
             line = log_line(ax, layers, var, label=f"{INIT_LABELS[init]}: ×{factor:.3g}/layer", marker="o", ms=3)
             ax.plot(layers, predicted, color=line.get_color(), ls="--", lw=1)
         if act == "relu" and "default" in cfg.inits:  # what nn.Linear does out of the box: its bias sets a floor
@@ -281,7 +273,8 @@ def forward_variance(cfg):
                 f"(×{r['xavier']['factor_per_layer']:.2f} and ×{r['orthogonal']['factor_per_layer']:.2f}) and "
                 f"PyTorch's default divides it by about six (×{r['default']['factor_per_layer']:.3f}); with tanh, "
                 "the default shrinks it by about three per layer, Xavier and orthogonal let it decay slowly and He "
-                "holds it at a saturated level. Dashed predictions lie on the measurements.")
+                "holds it at a fixed level, where tanh is far from saturated but each layer stretches the gradient "
+                "(the chaotic phase). Dashed predictions lie on the measurements.")
     return Result(data, [Plot(
         "forward-variance", fig, alt=alt,
         caption=f"One batch of {cfg.batch} standard-normal inputs, width {cfg.width}, seed {cfg.seed}, biases set "
@@ -321,7 +314,8 @@ def glorot_histograms(cfg):
                loc="upper left", fontsize=8)
     d, xv = data["inits"]["default"], data["inits"]["xavier"]
     # Per-layer factor sqrt(n Var W E[g'^2]) near z = 0: 1/sqrt(3) for the standard initialisation, 1 for Xavier.
-    data["predicted_std_first_over_last"] = {"default": (1 / 3) ** ((cfg.depth - 1) / 2), "xavier": 1.0}
+    data["predicted_std_first_over_last"] = {
+        init: per_layer_factor("tanh", WEIGHT_VARIANCE[init]) ** (cfg.depth - 1) for init in ("default", "xavier")}
     return Result(data, [Plot(
         "glorot-histograms", fig,
         alt=f"Histograms of log10 of the back-propagated gradient in each of the {cfg.depth} layers of a tanh "

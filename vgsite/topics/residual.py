@@ -2,20 +2,17 @@
 import math
 
 import numpy as np
-import torch
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, log_line, mark_underflow
+from vgsite.plots import figure, finish, log_line, mark_underflow, median_band
 from vgsite.probes import ratio_by_depth, log_ratio, norm, probe_at_init
 from vgsite.registry import Plot, Result, experiment
-from vgsite.topics.batchnorm import bn_factor
-from vgsite.train import dataset_loss, digits, fit
+from vgsite.theory import bn_factor, slope2, variance
+from vgsite.train import across_seeds, dataset_loss, digits, fit_stacked
 
 # E[tanh'(z)^2] and Var[tanh(z)] for z ~ N(0, 1): what one batch-normalised tanh branch adds per layer.
-_z = torch.linspace(-12, 12, 240001, dtype=torch.float64)
-_w = torch.exp(-_z ** 2 / 2) / torch.exp(-_z ** 2 / 2).sum()
-TANH_SLOPE2 = float((_w * (1 - torch.tanh(_z) ** 2) ** 2).sum())
-TANH_VAR = float((_w * torch.tanh(_z) ** 2).sum())
+TANH_SLOPE2 = slope2("tanh")
+TANH_VAR = variance("tanh")
 
 NETS = {  # label: network settings; tanh and PyTorch's default initialisation throughout
     "plain": dict(activation="tanh"),
@@ -117,60 +114,92 @@ def _smooth(values, window):
     return np.array([values[max(0, i - window + 1):i + 1].mean() for i in range(len(values))])
 
 
-@experiment(depths=(8, 20, 56), width=32, steps=300, lr=0.1, batch_size=64, smooth=5, seed=0)
+EARLY_STEPS = (0, 1, 2, 5, 10, 20, 50)  # when the first/last weight-gradient ratio is kept
+
+
+def _weight_grad_recorder(store):
+    """An on_step hook that keeps ‖∂L/∂W_l‖ of every layer at every step (before the update)."""
+    return lambda step, model: store.append([norm(w.grad) for w in model.weights])
+
+
+@experiment(depths=(8, 20, 56), width=32, steps=300, lr=0.1, batch_size=64, smooth=5, seeds=(0, 1, 2))
 def degradation(cfg):
-    """He et al. (2016): the deeper plain net trains worse than the shallower one; the residual one does not."""
+    """He et al. (2016): the deeper plain net trains worse than the shallower one; the residual one does not.
+
+    Every network is trained once per seed (its own initialisation and minibatches), the seeds together
+    (train.fit_stacked); the figures show the median over the seeds and the min–max band."""
     data_set = digits()
     x_train, y_train = data_set[0], data_set[1]
     fig, axes = figure(ncols=2, height=3.8, sharey=True)
     grads_fig, grads_ax = figure(height=3.8)
-    data = {"depths": list(cfg.depths), "runs": {}}
+    data = {"depths": list(cfg.depths), "seeds": list(cfg.seeds), "runs": {}, "summary": {}}
+    scalars = ("final_train_loss", "final_test_acc", "log10_weight_grad_first_over_last_at_init",
+               "log10_weight_grad_first_over_last_late")
     for col, (kind, net) in enumerate((("plain + BN", NETS["plain + BN"]), ("residual + BN", NETS["residual + BN"]))):
         for i, depth in enumerate(cfg.depths):
-            torch.manual_seed(cfg.seed)
-            model = DeepMLP(depth, cfg.width, d_in=64, **net)
-            weight_grads = []
-            hist = fit(model, data_set, cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
-                       on_step=lambda step, m, g=weight_grads: g.append([norm(w.grad) for w in m.weights]))
-            smooth = _smooth(hist["loss"], cfg.smooth)
-            axes[col].plot(hist["step"], smooth, color=f"C{i}", label=f"{depth} layers")
-            grads = np.array(weight_grads)  # (steps + 1, depth)
-            late = grads[-100:].mean(axis=0)
-            data["runs"][f"{kind}, {depth} layers"] = {
-                **hist, "smoothed_loss": smooth, "final_train_loss": dataset_loss(model, x_train, y_train),
-                "final_test_acc": hist["test_acc"][-1], "weight_grad_at_init": grads[0],
-                "weight_grad_last_100_steps": late,
-                "log10_weight_grad_first_over_last_at_init": math.log10(grads[0][0] / grads[0][-1]),
-                "log10_weight_grad_first_over_last_late": math.log10(late[0] / late[-1])}
+            grads = {seed: [] for seed in cfg.seeds}
+            runs = fit_stacked(lambda: DeepMLP(depth, cfg.width, d_in=64, **net), data_set, cfg.seeds, cfg.steps,
+                               hooks=lambda seed: _weight_grad_recorder(grads[seed]), lr=cfg.lr,
+                               batch_size=cfg.batch_size)
+            hists = [h for _, h in runs]
+            per_seed = np.array([np.array(grads[seed]) for seed in cfg.seeds])  # (seeds, steps + 1, depth)
+            at_init, late = per_seed[:, 0], per_seed[:, -100:].mean(axis=1)
+            loss = np.array([h["loss"] for h in hists])
+            smooth = np.array([_smooth(row, cfg.smooth) for row in loss])
+            steps = hists[0]["step"]
+            median_band(axes[col], steps, smooth, label=f"{depth} layers", log=True, color=f"C{i}")
+            entry = {
+                "step": steps, "loss": loss, "smoothed_loss": smooth,
+                "test_acc": np.array([h["test_acc"] for h in hists]),
+                "final_train_loss": [dataset_loss(model, x_train, y_train) for model, _ in runs],
+                "final_test_acc": [h["test_acc"][-1] for h in hists],
+                "weight_grad_at_init": at_init, "weight_grad_last_100_steps": late,
+                "weight_grad_at_init_median": np.median(at_init, axis=0),
+                "weight_grad_last_100_steps_median": np.median(late, axis=0),
+                "initial_loss": loss[:, 0],
+                "log10_weight_grad_first_over_last_early": {
+                    f"step {k}": np.log10(per_seed[:, k, 0] / per_seed[:, k, -1]) for k in EARLY_STEPS},
+                "log10_weight_grad_first_over_last_at_init": np.log10(at_init[:, 0] / at_init[:, -1]),
+                "log10_weight_grad_first_over_last_late": np.log10(late[:, 0] / late[:, -1])}
+            label = f"{kind}, {depth} layers"
+            data["runs"][label] = entry
+            data["summary"][label] = {k: {s: v for s, v in across_seeds(entry[k]).items() if s != "per_seed"}
+                                      for k in scalars}
             if depth == max(cfg.depths):
                 layers = np.arange(1, depth + 1)
-                log_line(grads_ax, layers, grads[0], label=f"{kind}: at initialisation", ls=":",
-                         color=f"C{col}")
-                log_line(grads_ax, layers, late, label=f"{kind}: mean of the last 100 steps", color=f"C{col}")
+                median_band(grads_ax, layers, at_init, label=f"{kind}: at initialisation", log=True, ls=":",
+                            color=f"C{col}")
+                median_band(grads_ax, layers, late, label=f"{kind}: mean of the last 100 steps", log=True,
+                            color=f"C{col}")
         axes[col].set_yscale("log")
         finish(axes[col], "training step", "training loss (cross-entropy)" if col == 0 else "",
                f"{kind.split(' ')[0]} (tanh + batch norm)", loc="lower left")
     finish(grads_ax, "layer l (1 = next to the input)", "‖∂L/∂W_l‖, weight gradient",
            f"{max(cfg.depths)}-layer nets on the digits: no layer's gradient vanishes", loc="best")
     runs = data["runs"]
-    final = {k: v["final_train_loss"] for k, v in runs.items()}
+    final = {k: np.median(v["final_train_loss"]) for k, v in runs.items()}
     deep = max(cfg.depths)
     plain_deep = runs[f"plain + BN, {deep} layers"]
+    n = len(cfg.seeds)
     listed = lambda kind: ", ".join(f"{final[f'{kind}, {d} layers']:.3g} at {d} layers" for d in cfg.depths)
     return Result(data, [
         Plot("degradation", fig,
-             alt=f"Training loss over {cfg.steps} steps, log scale. Left, plain nets, final training loss "
-                 f"{listed('plain + BN')}: the deeper, the worse. Right, residual nets: {listed('residual + BN')}, "
-                 "all below every plain net: depth no longer hurts.",
+             alt=f"Training loss over {cfg.steps} steps, log scale, median of {n} seeds with the min–max range "
+                 f"shaded. Left, plain nets, median final training loss {listed('plain + BN')}: the deeper, the "
+                 f"worse. Right, residual nets: {listed('residual + BN')}: depth no longer hurts.",
              caption=f"tanh MLPs of width {cfg.width} with batch norm, PyTorch's default initialisation, SGD with "
-                     f"learning rate {cfg.lr}, batches of {cfg.batch_size}, the same seed and batches for all six. "
-                     f"Each point is the mean batch loss of the last {cfg.smooth} records (one every 10 steps); "
-                     "the numbers quoted are the loss on the whole training set at the end."),
+                     f"learning rate {cfg.lr}, batches of {cfg.batch_size}; each network trained with {n} seeds "
+                     f"({', '.join(map(str, cfg.seeds))}: the initialisation and the batches), a depth's six "
+                     f"networks sharing a seed's batches. Line: the median over the seeds of the mean batch loss of "
+                     f"the last {cfg.smooth} records (one every 10 steps); band: the lowest to the highest seed. "
+                     "The numbers quoted are the loss on the whole training set at the end."),
         Plot("training-gradients", grads_fig,
              alt=f"Weight-gradient norm of each of the {deep} layers, log scale, at initialisation (dotted) and "
-                 f"averaged over the last 100 training steps (solid). In the plain net the first layer's gradient "
-                 f"is 10^{plain_deep['log10_weight_grad_first_over_last_at_init']:.1f} times the last layer's at "
-                 f"initialisation and 10^{plain_deep['log10_weight_grad_first_over_last_late']:.1f} times late in "
+                 f"averaged over the last 100 training steps (solid), median of {n} seeds with the range shaded. "
+                 f"In the plain net the first layer's gradient is "
+                 f"10^{np.median(plain_deep['log10_weight_grad_first_over_last_at_init']):.1f} times the last "
+                 f"layer's at initialisation and "
+                 f"10^{np.median(plain_deep['log10_weight_grad_first_over_last_late']):.1f} times late in "
                  "training: larger, not vanishing. The residual net's gradients are of similar size at every layer.",
              caption=f"The {deep}-layer runs of the figure above. ‖∂L/∂W_l‖ at every step of training, recorded "
-                     "before each update.")])
+                     "before each update; line: median over the seeds, band: their range.")])

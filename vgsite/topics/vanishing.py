@@ -5,6 +5,7 @@ import torch
 from vgsite.plots import figure, finish, log_line, mark_underflow
 from vgsite.probes import ratio_by_depth, derivative, log_ratio, probe_at_init
 from vgsite.registry import Plot, Result, experiment
+from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
 
 NETS = {  # label: network settings
     "sigmoid, default init": dict(activation="sigmoid", init="default"),
@@ -13,18 +14,13 @@ NETS = {  # label: network settings
     "ReLU, He init": dict(activation="relu", init="kaiming"),
 }
 
-# Predicted shrink factor per layer, sqrt(n Var(W) E[g'(z)^2]) (Glorot & Bengio 2010; He et al. 2015).
-# PyTorch's default init has n Var(W) = 1/3; He's has 2. Near z = 0, sigmoid' = 1/4 and tanh' = 1; ReLU' is 1
-# for half of the units.
-PER_LAYER_FACTOR = {
-    "sigmoid, default init": np.sqrt(1 / 3 * (1 / 4) ** 2),
-    "tanh, default init": np.sqrt(1 / 3),
-    "ReLU, default init": np.sqrt(1 / 3 * 1 / 2),
-    "ReLU, He init": np.sqrt(2 * 1 / 2),
-}
+# Predicted factor per layer, sqrt(n Var(W) E[g'(z)^2]) near z = 0 (Glorot & Bengio 2010; He et al. 2015):
+# PyTorch's default init has n Var(W) = 1/3, He's 2; sigmoid' = 1/4 and tanh' = 1 at 0; ReLU passes half its units.
+PER_LAYER_FACTOR = {label: per_layer_factor(net["activation"], WEIGHT_VARIANCE[net["init"]])
+                    for label, net in NETS.items()}
 
 
-@experiment(low=-6.0, high=6.0, points=601)
+@experiment(low=-6.0, high=6.0, points=601, small_outputs=(0.01, 0.1))
 def activation_derivatives(cfg):
     z = torch.linspace(cfg.low, cfg.high, cfg.points)
     fig, (left, right) = figure(ncols=2, height=3.2)
@@ -34,6 +30,12 @@ def activation_derivatives(cfg):
         left.plot(z, {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[name](z), label=label)
         right.plot(z, g, label=label)
         data[name] = {"max_derivative": g.max(), "derivative_at_3": derivative(name, torch.tensor([3.0]))[0]}
+    # The slope of a unit whose output h is small (the three-paragraph summary's claim): sigmoid' = h(1 - h) <= h,
+    # tanh' = 1 - h^2 is near 1, ReLU's slope is 0 where its output is 0 and 1 for any positive output.
+    outputs = torch.tensor(cfg.small_outputs, dtype=torch.float64)
+    inverse = {"sigmoid": torch.logit(outputs), "tanh": torch.atanh(outputs), "relu": outputs}
+    for name, z_of_h in inverse.items():
+        data[name]["slope_at_output"] = dict(zip(map(str, cfg.small_outputs), derivative(name, z_of_h).tolist()))
     right.axhline(0.25, color="0.4", ls=":", lw=1)
     right.annotate("σ′ ≤ 1/4", (cfg.high, 0.25), xytext=(-4, 4), textcoords="offset points", ha="right",
                    color="0.3")
@@ -74,12 +76,15 @@ def gradient_norms(cfg):
     finish(ax, "layer l (the output is on the left, the input on the right)",
            "‖∂L/∂h_l‖, back-propagated gradient", f"{cfg.depth}-layer MLP, width {cfg.width}, at initialisation",
            loc="lower left")
+    r = {label: net["log10_ratio_first_last"] for label, net in data["nets"].items()}
     return Result(data, [Plot("gradient-norms", fig,
                               alt=f"Log-scale plot of the back-propagated gradient norm at each of {cfg.depth} "
-                                  "layers, read from the output (left) to the input (right). Sigmoid falls by "
-                                  "about a factor of ten every layer and a half, hugging its dashed theoretical "
-                                  "bound; tanh and ReLU with PyTorch's default initialisation also shrink "
-                                  "steadily; ReLU with He initialisation stays level.",
+                                  f"layers, read from the output (left) to the input (right). Sigmoid falls by "
+                                  f"{-r['sigmoid, default init']:.1f} decades, a factor of ten every "
+                                  f"{(cfg.depth - 1) / -r['sigmoid, default init']:.1f} layers, below its dashed "
+                                  f"bound; tanh and ReLU with PyTorch's default initialisation also shrink steadily "
+                                  f"({r['tanh, default init']:+.1f} and {r['ReLU, default init']:+.1f} decades); "
+                                  f"ReLU with He initialisation stays level ({r['ReLU, He init']:+.1f}).",
                               caption="Gradient norm by layer in freshly initialised networks, on one random "
                                       "batch. The dashed line is the most the sigmoid network's gradient can be.")])
 
