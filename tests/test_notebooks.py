@@ -179,3 +179,26 @@ def test_build_executes_the_notebooks_after_the_figures_and_before_the_site(monk
     with pytest.raises(SystemExit) as done:
         cli.main(["build"])
     assert done.value.code == 1 and calls == ["figures", "notebooks"]  # the old site stays
+
+
+def test_a_kernel_that_dies_before_its_first_reply_is_started_again(monkeypatch, tmp_path):
+    """Two processes starting kernels at once can race for a port; the loser dies before kernel_info."""
+    import nbclient
+    import nbformat
+
+    from vgsite import notebooks
+
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), path)
+    real, calls = nbclient.NotebookClient.execute, []
+
+    def flaky(self, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(self, **kw)
+
+    monkeypatch.setattr(nbclient.NotebookClient, "execute", flaky)
+    result = notebooks.execute(path)
+    assert len(calls) == 2
+    assert json.loads(result["notebook"])["cells"][0]["outputs"][0]["data"]["text/plain"] in ("2", ["2"])

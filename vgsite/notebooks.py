@@ -8,6 +8,7 @@ plus the topic of every experiment it names), the library versions and its outpu
 figures/notebooks/manifest.json. What a notebook imports is vgsite/lab.py; its page HTML is vgsite/docs_hooks.py.
 """
 import ast
+import atexit
 import base64
 import json
 import os
@@ -169,6 +170,9 @@ def verified_entries(figures: Path = FIGURES) -> dict:
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+KERNEL_STARTS = 3  # a kernel that dies before its first reply is started again, this many times in all
+
+
 def execute(path: Path, timeout: int = CELL_TIMEOUT) -> dict:
     """Execute one notebook in a fresh kernel; returns the executed notebook and its images as bytes.
 
@@ -192,16 +196,24 @@ def execute(path: Path, timeout: int = CELL_TIMEOUT) -> dict:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     start, cpu_start = time.perf_counter(), cpu_time()
     started = []  # index of each cell as it starts: the last one is the one that failed
-    with tempfile.TemporaryDirectory(prefix="vgsite-nb-") as cwd:  # notebooks write nothing into the project
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                allow_errors=False, resources={"metadata": {"path": cwd}},
-                                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no TCP warning
-                                on_cell_start=lambda **kw: started.append(kw["cell_index"]))
-        try:
-            client.execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own log: not for a user
-        except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
-            raise NotebookError(failure(path, nb, err, started[-1] if started else None),
-                                traceback_text(nb)) from None
+    for attempt in range(KERNEL_STARTS):
+        with tempfile.TemporaryDirectory(prefix="vgsite-nb-") as cwd:  # notebooks write nothing into the project
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                                    allow_errors=False, resources={"metadata": {"path": cwd}},
+                                    extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no TCP warning
+                                    on_cell_start=lambda **kw: started.append(kw["cell_index"]))
+            try:
+                client.execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own log: not for a user
+                break
+            except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
+                raise NotebookError(failure(path, nb, err, started[-1] if started else None),
+                                    traceback_text(nb)) from None
+            except RuntimeError as err:
+                # Kernels started at once by two processes can pick the same free port; the loser dies before
+                # it answers. Nothing ran yet, so start it again.
+                atexit.unregister(client._cleanup_kernel)  # it has no kernel to clean up: no traceback at exit
+                if started or "before replying to kernel_info" not in str(err) or attempt == KERNEL_STARTS - 1:
+                    raise
     seconds, cpu = time.perf_counter() - start, cpu_time() - cpu_start
     nb.metadata.pop("widgets", None)
     nb.metadata.get("language_info", {}).pop("version", None)  # python's version is in the key already
