@@ -128,10 +128,18 @@ def on_page_markdown(markdown, page, config, files):
     return FIGURE_TAG.sub(lambda m: figure_markdown(m.group(1), page), markdown)
 
 
+NOTEBOOK_SEARCH_BOOST = 0.1  # Material multiplies a page's search score by its boost: prose pages rank first
+
+
 def on_page_content(content, page, config, files):
     """Replace the TeX that pymdownx.arithmatex protected with MathML, which browsers typeset natively."""
     if is_notebook_page(page):
         content = site_html(content, page, files)
+        # A notebook repeats its topic's terms in code and outputs; without this its page outranks the prose page
+        # in the search box. Material's search plugin reads page.meta["search"]["boost"] in on_page_context, after
+        # this hook; mkdocs-jupyter's pages have no front matter to set it in.
+        search = page.meta.get("search")
+        page.meta["search"] = {**(search if isinstance(search, dict) else {}), "boost": NOTEBOOK_SEARCH_BOOST}
 
     def typeset(match):
         tag, tex = match.group(1), html.unescape(match.group(2)).strip()

@@ -1,0 +1,81 @@
+"""The search box finds the page about a term: typed into Material's search in headless Chromium, each query's
+first result is the prose page on it, not a companion notebook nor a page that merely mentions the term.
+
+What makes it so: the search plugin's `separator` in mkdocs.yml ("He/Kaiming" is two words), notebook pages
+down-weighted by vgsite/docs_hooks.py (page.meta["search"]["boost"]), and front matter on a few prose pages
+(`search: boost` or `tags`, which Material indexes as keywords). Uses conftest's `published` site, on the same
+xdist worker as test_browser (group "site"), and Debian's /usr/bin/chromium; skips without it.
+"""
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conftest import PREFIX
+from vgsite.bench import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.xdist_group("site")  # one build of the site, shared with test_browser and test_explorer
+
+SEARCHES = [
+    ("sigmoid", "vanishing/", "Why gradients vanish"),
+    ("He initialization", "init/", "Weight scale and initialisation"),
+    ("Kaiming", "init/", "Weight scale and initialisation"),
+    ("Xavier", "init/", "Weight scale and initialisation"),
+    ("clipping", "clipping/", "Exploding gradients and clipping"),
+    ("LSTM", "rnn/", "Vanishing through time"),
+    ("batch norm", "batchnorm/", "Batch normalisation"),
+    ("ResNet", "residual/", "Residual connections"),
+]
+
+FIRST_RESULTS = """() => [...document.querySelectorAll(".md-search-result__item > a.md-search-result__link:first-child")]
+    .map(a => ({href: a.href, title: (a.querySelector("h1, h2") || a).textContent.trim()}))"""
+
+
+@pytest.fixture(scope="module")
+def search_page(published):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    netloc = urlsplit(published.base).netloc
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="block")
+        # The site works offline: a request to any other host is a failure of its own (test_browser checks it).
+        context.route("**/*", lambda route: route.continue_() if urlsplit(route.request.url).netloc in (netloc, "")
+                      else route.abort())
+        page = context.new_page()
+        page.goto(published.base)
+        yield page
+        browser.close()
+
+
+def page_of(href: str) -> str:
+    path = urlsplit(href).path
+    return path[len(PREFIX):] if path.startswith(PREFIX) else path
+
+
+@pytest.mark.parametrize("query, url, title", SEARCHES, ids=[q for q, _, _ in SEARCHES])
+def test_search_ranks_the_prose_page_first(search_page, query, url, title):
+    page = search_page
+    box = page.locator("input.md-search__input")
+    box.fill("")
+    box.click()
+    box.press_sequentially(query)  # Material searches on key events, as a reader types
+    page.wait_for_function("""term => document.querySelector(".md-search__input").value === term
+        && /matching document/i.test(document.querySelector(".md-search-result__meta").textContent)""",
+                           arg=query, timeout=10_000)
+    # The results of a prefix of the query may still be on screen: wait (a while) for the expected page to come
+    # first, then make sure it stays first once the search has settled.
+    try:
+        page.wait_for_function(f"""url => {{ const r = ({FIRST_RESULTS})();
+            return r.length && new URL(r[0].href).pathname.endsWith("{PREFIX}" + url); }}""", arg=url,
+                               timeout=5_000)
+    except Exception:
+        pass
+    page.wait_for_timeout(500)
+    results = page.evaluate(FIRST_RESULTS)
+    shown = [f"{r['title']} <{page_of(r['href'])}>" for r in results[:6]]
+    assert results, f"{query!r}: no results"
+    assert page_of(results[0]["href"]) == url and results[0]["title"] == title, \
+        f"{query!r}: expected {title} <{url}> first; the results are {shown}"
