@@ -8,6 +8,7 @@ from vgsite.nets import DeepMLP
 from vgsite.plots import figure, finish, log_line
 from vgsite.probes import log_ratio, probe_at_init, random_batch, saturated_fraction
 from vgsite.registry import Plot, Result, experiment
+from vgsite.theory import bn_factor
 from vgsite.train import across_seeds, digits, fit
 
 
@@ -240,13 +241,12 @@ def exploding_vs_vanishing(cfg):
     # Theory. Without normalisation each layer multiplies the gradient by sqrt(gain^2 * E[g'^2]), and ReLU passes
     # half of its units (He et al. 2015). With batch norm and ReLU, Yang et al. (2019) predict growth by
     # sqrt(pi / (pi - 1)) per layer whatever the weight scale.
-    bn_factor = np.sqrt(np.pi / (np.pi - 1))
     for i, label in enumerate(labels):
         net = ASYMMETRY_NETS[label]
         if net["activation"] != "relu":
             continue
         pred = (cfg.depth - 1) * np.log10(net["gain"] * np.sqrt(0.5))
-        pred_bn = (cfg.depth - 1) * np.log10(bn_factor)
+        pred_bn = (cfg.depth - 1) * np.log10(bn_factor("relu"))
         data["nets"][label]["predicted_no_norm"] = pred
         data["nets"][label]["predicted_batch_norm"] = pred_bn
         for centre, value in ((i - bar, pred), (i, pred_bn)):

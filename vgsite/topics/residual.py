@@ -7,7 +7,7 @@ from vgsite.nets import DeepMLP
 from vgsite.plots import figure, finish, log_line, mark_underflow, median_band
 from vgsite.probes import ratio_by_depth, log_ratio, norm, probe_at_init
 from vgsite.registry import Plot, Result, experiment
-from vgsite.theory import bn_factor, slope2, variance
+from vgsite.theory import WEIGHT_VARIANCE, bn_factor, per_layer_factor, slope2, variance
 from vgsite.train import across_seeds, dataset_loss, digits, fit_stacked
 
 # E[tanh'(z)^2] and Var[tanh(z)] for z ~ N(0, 1): what one batch-normalised tanh branch adds per layer.
@@ -38,7 +38,7 @@ def residual_bn_prediction(depth, input_var=1.0):
 def predictions(label, depths):
     depths = np.asarray(depths)
     if label == "plain":
-        return math.log10(math.sqrt(1 / 3)) * (depths - 1)  # n Var(W) = 1/3, tanh' ~ 1 near 0
+        return math.log10(per_layer_factor("tanh", WEIGHT_VARIANCE["default"])) * (depths - 1)  # tanh' ~ 1 near 0
     if label == "plain + BN":
         return math.log10(bn_factor("tanh")) * (depths - 1)
     if label == "residual + BN":

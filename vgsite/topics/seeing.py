@@ -15,11 +15,12 @@ from vgsite.nets import DeepMLP
 from vgsite.plots import figure, finish, median_band
 from vgsite.probes import gradient_flow, log_histogram, log_ratio, norm
 from vgsite.registry import Plot, Result, experiment
+from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
 from vgsite.train import across_seeds, digits, fit
 
 # In the linear regime of tanh, with Glorot & Bengio's "standard" init U(-1/sqrt(n), 1/sqrt(n)) (n Var(W) = 1/3),
 # both the activations (going forward) and the back-propagated gradient (going backward) shrink by sqrt(1/3) a layer.
-FACTOR = np.sqrt(1 / 3)
+FACTOR = per_layer_factor("tanh", WEIGHT_VARIANCE["default"])
 
 
 def build(cfg, seed, gain=1.0):

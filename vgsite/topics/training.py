@@ -7,6 +7,7 @@ from vgsite.nets import DeepMLP
 from vgsite.plots import figure, finish, median_band
 from vgsite.probes import TrainingRecorder
 from vgsite.registry import Plot, Result, experiment
+from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
 from vgsite.train import dataset_loss, digits, fit_stacked
 
 SIGMOID = dict(activation="sigmoid", init="default")
@@ -14,7 +15,7 @@ RELU_HE = dict(activation="relu", init="kaiming")
 SIGMOID_BN = dict(activation="sigmoid", init="default", norm="batch")
 CHANCE_LOSS = float(np.log(10))  # cross-entropy of a uniform guess over 10 classes
 # Per-layer factor of the back-propagated gradient in a sigmoid net at PyTorch's default init (see vanishing.py).
-SIGMOID_FACTOR = np.sqrt(1 / 3) / 4
+SIGMOID_FACTOR = per_layer_factor("sigmoid", WEIGHT_VARIANCE["default"])
 
 
 def smooth(values, k):
