@@ -147,3 +147,14 @@ def pytest_terminal_summary(terminalreporter, config):
                                     f"worst gap {worst:.2f}")
         for key, (a, b) in rows.items():
             terminalreporter.write_line(f"  {key:40s} explorer {a:8.2f}  torch {b:8.2f}  gap {a - b:+.2f}")
+
+
+def type_search(page, term: str):
+    """Type `term` into Material's search box as a reader does (it searches on key events); wait for results."""
+    box = page.locator("input.md-search__input")
+    box.fill("")
+    box.click()
+    box.press_sequentially(term)
+    page.wait_for_function("""term => document.querySelector(".md-search__input").value === term
+        && /matching document/i.test(document.querySelector(".md-search-result__meta").textContent)""",
+                           arg=term, timeout=10_000)

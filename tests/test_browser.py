@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import PREFIX
+from conftest import PREFIX, type_search
 from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, page_paths
 
 pytestmark = pytest.mark.xdist_group("site")  # with test_explorer's page tests: one worker, one build of the site
@@ -308,13 +308,7 @@ def test_search_finds_the_page_about_it(search_page, served, term, expected):
     if not written:
         pytest.skip(f"{' and '.join(expected)} do not mention {term!r} yet (page not written?)")
     page = search_page
-    box = page.locator("input.md-search__input")
-    box.fill("")
-    box.click()
-    box.press_sequentially(term)  # Material searches on key events, as a reader types
-    page.wait_for_function("""term => document.querySelector(".md-search__input").value === term
-        && /matching document/i.test(document.querySelector(".md-search-result__meta").textContent)""",
-                           arg=term, timeout=10_000)
+    type_search(page, term)
     # Material shows ten results, then more as the reader scrolls the list: scroll until no more come.
     items = ".md-search-result__item > a.md-search-result__link"
     for _ in range(20):

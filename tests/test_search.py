@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import PREFIX
+from conftest import PREFIX, type_search
 from vgsite.bench import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.xdist_group("site")  # one build of the site, shared with test_browser and test_explorer
@@ -58,13 +58,7 @@ def page_of(href: str) -> str:
 @pytest.mark.parametrize("query, url, title", SEARCHES, ids=[q for q, _, _ in SEARCHES])
 def test_search_ranks_the_prose_page_first(search_page, query, url, title):
     page = search_page
-    box = page.locator("input.md-search__input")
-    box.fill("")
-    box.click()
-    box.press_sequentially(query)  # Material searches on key events, as a reader types
-    page.wait_for_function("""term => document.querySelector(".md-search__input").value === term
-        && /matching document/i.test(document.querySelector(".md-search-result__meta").textContent)""",
-                           arg=query, timeout=10_000)
+    type_search(page, query)
     # The results of a prefix of the query may still be on screen: wait (a while) for the expected page to come
     # first, then make sure it stays first once the search has settled.
     try:
