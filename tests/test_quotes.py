@@ -170,3 +170,18 @@ def test_every_rendered_number_moves_with_the_data(page):
 def test_keys_that_are_no_python_names_are_reached_through_data():
     record = {"data": {"plain + BN": {"acc": [0.5, 0.7, 0.6]}}, "config": {}}
     assert render('{{ value("t/e", "median(data[\'plain + BN\'].acc)", ".0%") }}', record) == "60%"
+
+
+def test_records_come_from_the_first_folder_that_holds_them_and_ids_are_no_paths(tmp_path):
+    scratch, figures = tmp_path / "scratch", tmp_path / "figures"
+    for folder, acc in ((scratch, 0.9), (figures, 0.1)):
+        (folder / "t").mkdir(parents=True)
+        (folder / "t" / "e.json").write_text(json.dumps({"data": {"acc": acc}}))
+    (figures / "t" / "only.json").write_text(json.dumps({"data": {"acc": 0.5}}))
+    records = quotes.records_in(scratch, figures)
+    assert records("t/e")["data"]["acc"] == 0.9
+    assert records("t/only")["data"]["acc"] == 0.5
+    with pytest.raises(quotes.QuoteError, match="not an experiment id"):
+        records("../t/e")
+    with pytest.raises(quotes.QuoteError, match="does not exist"):
+        records("t/missing")

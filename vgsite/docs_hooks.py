@@ -17,7 +17,7 @@ from mkdocs.structure.files import File
 
 from vgsite import FIGURES, ROOT, notebooks, quotes, runner
 from vgsite.cache import sha
-from vgsite.registry import code_page, record_file
+from vgsite.registry import code_page
 
 FIGURE_TAG = re.compile(r'\{\{\s*figure\(\s*"([\w.-]+/[\w.-]+)"\s*\)\s*\}\}')
 MATH = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.S)
@@ -112,17 +112,12 @@ def figure_markdown(figure_id: str, page) -> str:
     )
 
 
-def experiment_record(exp_id: str) -> dict:
-    if not re.fullmatch(r"[\w-]+/[\w-]+", exp_id):
-        raise quotes.QuoteError(f"{exp_id!r} is not an experiment id (topic/name; `vgsite list` shows them)")
-    return quotes.read_record(FIGURES / record_file(exp_id))
-
 
 def on_page_markdown(markdown, page, config, files):
     if page.file.src_uri.startswith(f"{CODE_DIR}/"):
         return markdown  # source listings show the tag literally
     try:
-        markdown = quotes.render(markdown, page.file.src_uri, experiment_record)
+        markdown = quotes.render(markdown, page.file.src_uri, quotes.records_in(FIGURES))
     except quotes.QuoteError as err:
         raise PluginError(str(err)) from None
     return FIGURE_TAG.sub(lambda m: figure_markdown(m.group(1), page), markdown)

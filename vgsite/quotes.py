@@ -215,6 +215,22 @@ def render(markdown: str, page: str, records) -> str:
     return TEMPLATE.sub(expand, markdown)
 
 
+def records_in(*folders):
+    """exp_id -> that experiment's record, from the first of `folders` that holds it (figures/, or a scratch
+    folder of reruns before it). The id is checked first: it becomes a path."""
+    from pathlib import Path
+
+    from vgsite.registry import record_file
+
+    def records(exp_id: str) -> dict:
+        if not re.fullmatch(r"[\w-]+/[\w-]+", exp_id):
+            raise QuoteError(f"{exp_id!r} is not an experiment id (topic/name; `vgsite list` shows them)")
+        paths = [Path(folder) / record_file(exp_id) for folder in folders]
+        return read_record(next((p for p in paths if p.exists()), paths[-1]))
+
+    return records
+
+
 def read_record(path) -> dict:
     """An experiment's JSON under figures/: untrusted, so its shape is checked."""
     try:
@@ -235,11 +251,7 @@ def main(argv=None):
 
     from vgsite import FIGURES
 
-    def records(exp_id):
-        if not re.fullmatch(r"[\w-]+/[\w-]+", exp_id):
-            raise QuoteError(f"{exp_id!r} is not an experiment id (topic/name; `vgsite list` shows them)")
-        return read_record(FIGURES / f"{exp_id}.json")
-
+    records = records_in(FIGURES)
     status = 0
     for name in (argv if argv is not None else sys.argv[1:]):
         try:

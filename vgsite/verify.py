@@ -2,7 +2,6 @@
 trains (those with a `seeds` setting) with shifted seeds and another thread count into a scratch folder, then
 evaluates every {{ check() }} of every page against those numbers. A claim one seed decided fails here.
 """
-import re
 import sys
 import tempfile
 import time
@@ -67,6 +66,7 @@ def page_checks(records, docs: Path = DOCS) -> list[str]:
 
 def verify(shift: int = 1000, threads: int = 2, jobs: int = 1, out: Path | None = None, echo=print) -> list[str]:
     from vgsite.outputs import json_bytes, write_if_changed
+    from vgsite.registry import record_file
 
     out = Path(out or tempfile.mkdtemp(prefix="vgsite-verify-"))
     ids = [exp.id for exp in trained_experiments()]
@@ -76,17 +76,11 @@ def verify(shift: int = 1000, threads: int = 2, jobs: int = 1, out: Path | None 
         futures = {pool.submit(rerun, exp_id, shift, threads): exp_id for exp_id in ids}
         for i, future in enumerate(as_completed(futures), 1):
             record = future.result()
-            write_if_changed(out / f"{record['experiment']}.json", json_bytes(record))
+            write_if_changed(out / record_file(record["experiment"]), json_bytes(record))
             echo(f"[{i}/{len(ids)}] {record['experiment']}  seeds {record['config']['seeds']}  "
                  f"{record['seconds']:.1f} s")
 
-    def records(exp_id):
-        if not re.fullmatch(r"[\w-]+/[\w-]+", exp_id):
-            raise quotes.QuoteError(f"{exp_id!r} is not an experiment id")
-        path = out / f"{exp_id}.json"
-        return quotes.read_record(path if path.exists() else FIGURES / f"{exp_id}.json")
-
-    return page_checks(records)
+    return page_checks(quotes.records_in(out, FIGURES))
 
 
 @click.command("verify")
