@@ -330,11 +330,11 @@ def run_parallel(names: list[str], work: Callable, record: Callable, jobs: int, 
     outcomes = []
 
     def done(name, raw):
-        with signals_deferred():
+        with signals_deferred():  # recorded and counted together: an interrupt never sees one without the other
             outcome = record(name, raw)
-        outcomes.append(outcome)
-        if on_done:
-            on_done(outcome)
+            outcomes.append(outcome)
+            if on_done:
+                on_done(outcome)
 
     if not names:
         return outcomes
