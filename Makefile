@@ -23,6 +23,7 @@ $(STAMP): $(LOCK) pyproject.toml  # the virtual environment, rebuilt when the pi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m vgsite.katex fetch  # KaTeX's stylesheet and fonts, checked against npm's sha512
 	touch $@
 
 # pip-compile resolves pyproject.toml (with the `test` extra) to one version of every package, transitive ones
@@ -52,8 +53,15 @@ test: site ## Build, then run the test suite (in parallel: PYTEST_FLAGS=-n0 runs
 verify: figures ## Rerun every training experiment with other seeds and threads; every page's check() must hold
 	$(BIN)/vgsite verify $(VERIFY_FLAGS)
 
-bench: site ## Page weight: bytes each page fetches, heaviest first; flags pages over 1.5 MB, oversized images
+# Lighthouse from npm at the version vgsite/bench.py pins, under .venv/; it runs Debian's chromium, never a downloaded one.
+LIGHTHOUSE := $(shell sed -n 's/^LIGHTHOUSE = "\([0-9.]*\)".*/\1/p' vgsite/bench.py)
+LIGHTHOUSE_STAMP := $(VENV)/lighthouse/.installed-$(LIGHTHOUSE)
+bench: site $(LIGHTHOUSE_STAMP) ## Lighthouse (mobile) and gzipped weight of every page; flags perf < 0.95, a11y < 1, > 400 kB
 	$(BIN)/python -m vgsite.bench site
+
+$(LIGHTHOUSE_STAMP): $(STAMP)
+	npm install --prefix $(VENV)/lighthouse --no-audit --no-fund --save-exact lighthouse@$(LIGHTHOUSE)
+	touch $@
 
 deploy: $(STAMP) ## Publish from this machine: mkdocs gh-deploy to the gh-pages branch (set SITE_URL first)
 	@test -n "$$SITE_URL" || { echo "Set SITE_URL, e.g. SITE_URL=https://OWNER.github.io/REPO/ make deploy"; exit 2; }

@@ -224,20 +224,31 @@ def test_math_is_typeset_everywhere_not_left_as_tex(crawl):
 
 
 def test_math_is_laid_out_as_math(browser, served):
-    """Chromium's MathML layout stacks a fraction: numerator over denominator, taller than a line of text."""
+    """KaTeX's layout in Chromium: a fraction stacks numerator over denominator, taller than a line of text; a
+    prime sits at the letter's shoulder (latex2mathml's drew it as a tick far above); a root's sign is as tall as
+    what it covers; a unary minus hugs its number."""
     context = new_context(browser, served)
     page = watch(context.new_page())
     page.goto(served.base + "vanishing/")
     shape = page.evaluate("""() => {
-      const frac = document.querySelector("div.arithmatex math[display=block] mfrac");
-      const [num, den] = frac.children;
+      const box = el => el.getBoundingClientRect();
+      const frac = document.querySelector("div.arithmatex .katex-html .mfrac");
+      const parts = [...frac.querySelectorAll(":scope > .vlist-t > .vlist-r > .vlist > span")]
+        .filter(s => s.textContent.trim()).map(box);
       const size = parseFloat(getComputedStyle(frac).fontSize);
-      return {height: frac.getBoundingClientRect().height, size,
-              stacked: num.getBoundingClientRect().bottom <= den.getBoundingClientRect().top + 1};
+      const prime = [...document.querySelectorAll(".katex-html .msupsub")].find(s => s.textContent === "′");
+      const letter = box(prime.previousElementSibling), tick = box(prime);
+      return {height: Math.max(...parts.map(b => b.bottom)) - Math.min(...parts.map(b => b.top)), size,
+              parts: parts.length,
+              stacked: parts.length === 2 && (parts[0].top >= parts[1].bottom - 1 || parts[1].top >= parts[0].bottom - 1),
+              primeCentre: (tick.top + tick.bottom) / 2, letterTop: letter.top, letterBottom: letter.bottom,
+              gap: tick.left - letter.right};
     }""")
     context.close()
     assert shape["stacked"], shape
     assert shape["height"] > 1.6 * shape["size"], shape
+    assert shape["letterTop"] - 2 <= shape["primeCentre"] <= shape["letterBottom"], shape  # beside, not above
+    assert abs(shape["gap"]) < 0.3 * shape["size"], shape
     assert not page.problems
 
 
@@ -365,6 +376,36 @@ def test_404_page_is_styled_under_the_sub_path(browser, served):
     context.close()
     # the one 404 expected: the page itself (Chromium's console names no URL for it)
     assert [p for p in page.problems if missing not in p and "status of 404" not in p] == []
+    assert sum("status of 404" in p for p in page.problems) == 1, page.problems
+    assert not context.elsewhere
+
+
+@pytest.mark.parametrize("missing", ["no/such/page/", "vanishing/no-such-section/", "typo"])
+def test_404_page_is_styled_under_any_sub_path(browser, served, missing):
+    """The 404 page sets its <base> from the address, not from SITE_URL: the same build served under another
+    sub-path (a fork, a preview, or a build without SITE_URL) still finds its styles, scripts and links, for an
+    address at any depth, inside one of the site's sections or not."""
+    from vgsite.bench import serve_site
+
+    html = (served.dir / "404.html").read_text()
+    assert not re.search(r'<link[^>]*href="/|<script[^>]*src="/', html)  # nothing from the server root
+    with serve_site(served.dir, "/another-name/") as base:
+        context = new_context(browser, Site(base, served.dir))
+        page = watch(context.new_page())
+        css = []
+        page.on("response", lambda r: r.request.resource_type in ("stylesheet", "script")
+                and css.append((r.status, r.url)))
+        response = page.goto(base + missing)
+        settle(page)
+        assert response.status == 404
+        assert css and all(status == 200 and url.startswith(base) for status, url in css), css
+        header = page.evaluate("getComputedStyle(document.querySelector('.md-header')).backgroundColor")
+        assert header == "rgb(64, 81, 181)", header
+        assert page.evaluate("document.querySelector('.md-header a.md-logo').href") == base
+        assert page.evaluate("document.querySelector('a[href=\"vanishing/\"]').href") == base + "vanishing/"
+        context.close()
+    # the one 404 expected: the page itself (Chromium's console names no URL for it)
+    assert [p for p in page.problems if base + missing not in p and "status of 404" not in p] == [], page.problems
     assert sum("status of 404" in p for p in page.problems) == 1, page.problems
     assert not context.elsewhere
 

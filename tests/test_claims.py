@@ -178,7 +178,7 @@ def paper_entries() -> dict:
     assert len(entries) >= 30
     found = {}
     for line in entries:
-        m = re.search(r"\{ #([a-z-]+-(?:19|20)\d\d) \}$", line)
+        m = re.search(r"\{ #([a-z-]+-(?:19|20)\d\d[a-z]?) \}$", line)  # 2020a, 2020b: one author's two papers
         assert m, f"no anchor id on: {line[:80]}"
         assert m.group(1) not in found, f"two entries have the id #{m.group(1)}"
         found[m.group(1)] = line
@@ -187,10 +187,10 @@ def paper_entries() -> dict:
 
 def test_every_paper_on_the_sources_page_has_an_anchor_and_a_doi_or_arxiv_link():
     for anchor, line in paper_entries().items():
-        surname = re.sub(r"-(?:19|20)\d\d$", "", anchor).replace("-", " ")
+        surname = re.sub(r"-(?:19|20)\d\d[a-z]?$", "", anchor).replace("-", " ")
         assert line.lower().startswith(surname), f"#{anchor} does not name the first author of: {line[:60]}"
         year = re.search(r"\(((?:19|20)\d\d)\)", line).group(1)
-        assert anchor.endswith(year), f"#{anchor} is not the entry's year ({year})"
+        assert anchor.rstrip("ab").endswith(year), f"#{anchor} is not the entry's year ({year})"
         links = re.findall(r"\]\((https://[^)\s]+)\)", line)
         doi_or_arxiv = [u for u in links if re.match(r"https://(doi\.org/10\.\d{4,}/\S+|arxiv\.org/abs/\d{4}\.\d{4,5})$", u)]
         if not doi_or_arxiv:  # a few classics have neither: the entry says so and links the publisher's copy

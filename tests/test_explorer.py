@@ -1,4 +1,4 @@
-"""The in-browser gradient-flow explorer (docs/js/explorer.js) against vgsite's PyTorch probes, and its page.
+"""The in-browser gradient-flow explorer (docs/js/explorer/*.js) against vgsite's PyTorch probes, and its page.
 
 The explorer's random numbers are not torch's, so single draws differ; what must agree are the statistics: the
 mean over five draws on each side. Runs Debian's /usr/bin/chromium through playwright (never `playwright install`).
@@ -14,8 +14,7 @@ from vgsite.probes import log_ratio, probe_at_init
 from vgsite.topics.vanishing import NETS, PER_LAYER_FACTOR
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "docs" / "js" / "explorer.js"
-KERNELS = ROOT / "docs" / "js" / "explorer-kernels.js"
+JS = ROOT / "docs" / "js" / "explorer"
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -45,14 +44,14 @@ def browser():
 
 @pytest.fixture(scope="module")
 def js(browser):
-    """A blank page with the kernels and explorer.js loaded: call window.vgExplorer.compute(config) in it."""
-    page = browser.new_page()
-    page.add_script_tag(path=str(KERNELS))
-    page.add_script_tag(path=str(SCRIPT))
-    assert page.evaluate("typeof window.vgExplorer.compute") == "function"
-    assert page.evaluate("vgExplorer.ready") == "float32"  # Chromium has WebAssembly SIMD: the fast path runs
-    yield page
-    page.close()
+    """A blank page with engine.js imported (as window.vgExplorer) and kernels.js (window.vgKernels): call
+    vgExplorer.compute(config) in it. The modules are served over HTTP, as ES modules must be."""
+    from vgsite.bench_explorer import engine_page
+
+    with engine_page(browser) as (page, engine):
+        assert page.evaluate("typeof window.vgExplorer.compute") == "function"
+        assert engine == "float32"  # Chromium has WebAssembly SIMD: the fast path runs
+        yield page
 
 
 def js_draws(page, cfg):
@@ -299,8 +298,10 @@ def served(published):
     return published.base
 
 
-def open_page(browser, url, explorer=True, **ctx):
+def open_page(browser, url, explorer=True, init_script=None, **ctx):
     context = browser.new_context(**ctx)
+    if init_script:
+        context.add_init_script(init_script)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -335,7 +336,7 @@ def test_page_controls_redraw_and_update_the_address(browser, served):
     summary = page.inner_text(".vgx-summary")
     assert "vanishing" in summary and "layer 1" in summary
     assert page.get_attribute(".vgx-summary", "aria-live") == "polite"
-    # the page's worker found the kernels beside explorer.js in the built site, and says which engine ran
+    # the page's module worker found the engine and its kernels in the built site, and says which engine ran
     assert page.get_attribute(".vg-explorer", "data-engine") == "worker"
     assert "float32 on WebAssembly" in page.inner_text(".vgx-timing")
     # every control has a label that names it
@@ -378,7 +379,11 @@ def test_exact_zeros_are_marked_on_the_plot(browser, served):
     """A ReLU layer 8 units wide can switch off entirely; below it the gradient is exactly 0, drawn as triangles."""
     page, errors, _ = open_page(
         browser, served + "explorer/#depth=30&width=8&act=relu&init=default&gain=0.3&res=0&norm=none&seed=0")
-    zeros = page.evaluate("() => vgExplorer.compute(vgExplorer.parse(location.hash)).signal.filter(v => v === 0).length")
+    zeros = page.evaluate("""async () => {  // the engine, imported on the page (it runs in the worker there)
+        const E = await vgExplorer.engine();
+        await E.ready;
+        return E.compute(E.parse(location.hash)).signal.filter(v => v === 0).length;
+    }""")
     assert zeros > 0
     assert len(page.query_selector_all(".vgx-panel-grad .vgx-zero")) >= zeros
     assert "exactly 0" in page.inner_text(".vgx-panel-grad .vgx-legend")
@@ -388,7 +393,10 @@ def test_exact_zeros_are_marked_on_the_plot(browser, served):
 
 @ON_THE_SITE_WORKER
 def test_compact_explorer_on_the_home_page_links_to_the_full_one(browser, served):
-    page, errors, _ = open_page(browser, served, viewport={"width": 375, "height": 800})
+    page, errors, _ = open_page(browser, served, explorer=False, viewport={"width": 375, "height": 800})
+    # built when it comes within a screen of the viewport: scroll there, as a reader does
+    page.locator(".vg-explorer").scroll_into_view_if_needed()
+    page.wait_for_selector(".vgx-summary:not(:empty)", timeout=60_000)
     assert page.query_selector(".vgx-compact .vgx-panel-grad svg path.vgx-line")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling on a phone
     href = page.get_attribute(".vgx-compact .vgx-link", "href")
@@ -410,3 +418,88 @@ def test_preset_links_on_the_vanishing_page_open_the_explorer_with_their_setting
     assert page.input_value("#vgx1-depth") == "50" and page.input_value("#vgx1-act") == "sigmoid"
     assert "50 layers" in page.inner_text(".vgx-summary")
     assert not errors
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Modules, loading and speed: the explorer's code loads on the two pages that show it, as ES modules.
+
+def test_every_module_says_what_it_owns_and_imports_only_modules_that_exist():
+    modules = sorted(JS.glob("*.js"))
+    assert {m.name for m in modules} >= {"engine.js", "kernels.js", "theory.js", "state.js", "page.js", "draw.js",
+                                         "worker.js", "weights.js", "activations.js"}
+    for module in modules:
+        text = module.read_text()
+        assert text.startswith(f"/* docs/js/explorer/{module.name}: "), module.name
+        assert "Owns:" in text.split("*/", 1)[0], f"{module.name}: its header does not say what it owns"
+        for target in re.findall(r'(?:from|import\()\s*"(\./[\w.-]+)"', text):
+            assert (JS / target).is_file(), f"{module.name} imports {target}, which is missing"
+    # the old single scripts are gone, and nothing loads them
+    assert not (JS.parent / "explorer.js").exists() and not (JS.parent / "explorer-kernels.js").exists()
+
+
+@ON_THE_SITE_WORKER
+def test_the_explorer_loads_only_on_the_pages_that_show_it(explorer_site):
+    module = re.compile(r'<script type="module" src="(?:\.\./)*js/explorer/page\.js"></script>')
+    showing = set()
+    for html_file in explorer_site.rglob("*.html"):
+        text = html_file.read_text()
+        assert "js/explorer.js" not in text, html_file
+        if "data-vg-explorer" in text:
+            assert module.search(text), f"{html_file}: an explorer without its script"
+            showing.add(html_file.relative_to(explorer_site).as_posix())
+        else:
+            assert not re.search(r'<script[^>]*src="[^"]*js/explorer', text), f"{html_file}: loads the explorer's code"
+    assert showing == {"index.html", "explorer/index.html"}
+
+
+LAYOUT_SHIFT = """() => new Promise(done => {
+    let total = 0;
+    new PerformanceObserver(list => { for (const e of list.getEntries()) if (!e.hadRecentInput) total += e.value; })
+        .observe({type: "layout-shift", buffered: true});
+    setTimeout(() => done(total), 1500);
+})"""
+
+
+@ON_THE_SITE_WORKER
+@pytest.mark.parametrize("viewport", [{"width": 375, "height": 812}, {"width": 1280, "height": 800}],
+                         ids=["phone", "desktop"])
+def test_the_explorer_draws_without_moving_the_page(browser, served, viewport):
+    """Lighthouse measured a cumulative layout shift of 0.45 while the explorer drew: the text below it jumped. It
+    holds a screen's height until it is built; 0.1 is Lighthouse's limit for a good page."""
+    page, errors, _ = open_page(browser, served + "explorer/", viewport=viewport)
+    assert page.evaluate(LAYOUT_SHIFT) < 0.02
+    assert not errors
+
+
+@ON_THE_SITE_WORKER
+@pytest.mark.parametrize("viewport", [{"width": 375, "height": 812}, {"width": 360, "height": 640}],
+                         ids=["375x812", "360x640"])
+def test_on_a_phone_the_gradient_plot_is_on_screen_with_each_control(browser, served, viewport):
+    """On a phone, every control of the full explorer fits on one screen with the gradient plot under it: scrolled
+    so that the control is just below the header, the plot is still on screen while the control moves."""
+    page, errors, _ = open_page(browser, served + "explorer/", viewport=viewport)
+    header, rows = page.evaluate("""() => {
+        const plot = document.querySelector(".vgx-full .vgx-panel-grad svg").getBoundingClientRect();
+        const header = document.querySelector(".md-header").getBoundingClientRect().height;
+        return [header, [...document.querySelectorAll(".vgx-full .vgx-controls input, .vgx-full .vgx-controls select")]
+            .map(c => { const box = c.closest(".vgx-field").getBoundingClientRect();
+                        return [c.id, box.top, box.bottom, plot.top, plot.bottom]; })];
+    }""")
+    assert len(rows) == 8
+    for cid, top, bottom, plot_top, plot_bottom in rows:
+        assert plot_top >= bottom - 1, f"{cid}: the plot is not under it"
+        assert plot_bottom - top <= viewport["height"] - header, \
+            f"{cid}: control and plot span {plot_bottom - top:.0f} px, the screen {viewport['height'] - header} px"
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    assert not errors
+
+
+@ON_THE_SITE_WORKER
+def test_without_web_workers_the_explorer_computes_on_the_page(browser, served):
+    """Where no worker can start, page.js imports the engine itself and computes one frame later."""
+    page, errors, _ = open_page(browser, served + "explorer/#depth=20&width=32&act=relu&init=kaiming&gain=1&res=0"
+                                "&norm=none&seed=0", init_script="delete window.Worker")
+    assert page.get_attribute(".vg-explorer", "data-engine") == "page"
+    assert "20 layers" in page.inner_text(".vgx-summary") and "float32 on WebAssembly" in page.inner_text(".vgx-timing")
+    assert not errors
+

@@ -2,6 +2,8 @@
 import re
 from html.parser import HTMLParser
 
+import pytest
+
 
 class Images(HTMLParser):
     def __init__(self):
@@ -27,7 +29,9 @@ def parse(path):
 
 def test_vanishing_page_shows_its_figures_with_alt_text(site_dir):
     page = parse(site_dir / "vanishing" / "index.html")
-    figures = [img for img in page.images if "/figures/" in img["src"]]
+    figures = [img for img in page.images if "/figures/" in img["src"] and not img["src"].endswith(".dark.png")]
+    darks = [img for img in page.images if img["src"].endswith(".dark.png")]
+    assert [img["src"].replace(".dark.png", ".png") for img in darks] == [img["src"] for img in figures]
     assert [re.search(r"figures/vanishing/([\w-]+)\.png", img["src"]).group(1) for img in figures] == [
         "activation-derivatives", "gradient-norms", "depth-sweep"]
     for img in figures:
@@ -35,10 +39,63 @@ def test_vanishing_page_shows_its_figures_with_alt_text(site_dir):
         assert (site_dir / "vanishing" / img["src"]).resolve().is_file()
 
 
-def test_math_is_typeset_as_mathml_not_raw_tex(site_dir):
+def test_math_is_typeset_by_katex_not_raw_tex(site_dir):
     html = (site_dir / "vanishing" / "index.html").read_text()
     assert parse(site_dir / "vanishing" / "index.html").math > 10
     assert "\\frac" not in html and "\\partial" not in html
+
+
+def test_math_needs_no_script_and_its_fonts_are_served_from_the_site(site_dir):
+    """KaTeX ran at build time: pages carry its HTML and load no script for it; every font its stylesheet names
+    is published beside it (offline, no CDN)."""
+    html = (site_dir / "vanishing" / "index.html").read_text()
+    assert html.count('class="katex"') > 10 and "katex.min.js" not in html
+    assert '<annotation encoding="application/x-tex">' not in html  # no raw TeX for the search index to show
+    css = (site_dir / "assets" / "katex" / "katex.min.css").read_text()
+    fonts = set(re.findall(r"url\((fonts/[^)]+)\)", css))
+    assert len(fonts) >= 15 and all(font.endswith(".woff2") for font in fonts)
+    assert all((site_dir / "assets" / "katex" / font).is_file() for font in fonts)
+
+
+def test_a_formula_katex_cannot_parse_fails_with_its_page_and_source():
+    from vgsite import katex
+
+    assert "mfrac" in katex.render(r"\frac{a}{b}", display=True)
+    with pytest.raises(katex.MathError, match="expected '}'"):
+        katex.render(r"\frac{a")
+
+
+def test_katex_assets_are_unpacked_only_from_a_tarball_that_matches_its_checksum(tmp_path):
+    import base64
+    import hashlib
+    import io
+    import tarfile
+
+    from vgsite import katex
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in {"package/dist/katex.min.css": b"@font-face{src:url(fonts/A.woff2) format(\"woff2\"),"
+                                                         b"url(fonts/A.woff) format(\"woff\")}",
+                           "package/dist/fonts/A.woff2": b"font", "package/dist/fonts/A.ttf": b"ttf",
+                           "package/dist/katex.js": b"script"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tgz = tmp_path / "katex.tgz"
+    tgz.write_bytes(buf.getvalue())
+    good = "sha512-" + base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
+    bad = "sha512-" + base64.b64encode(hashlib.sha512(b"other").digest()).decode()
+
+    with pytest.raises(OSError, match="checksum"):
+        katex.fetch(tgz.as_uri(), bad, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["katex.tgz"]
+    out = katex.fetch(tgz.as_uri(), good, tmp_path / "out")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "fonts/A.woff2", "katex.min.css"]
+    assert "A.woff)" not in (out / "katex.min.css").read_text()  # only the woff2 it ships is referenced
+    with pytest.raises(OSError, match="cannot download"):
+        katex.fetch((tmp_path / "missing.tgz").as_uri(), good, tmp_path / "again")
 
 
 def test_no_page_loads_anything_from_another_host(site_dir):

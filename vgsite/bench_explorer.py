@@ -1,6 +1,7 @@
-"""Time the gradient-flow explorer's recompute (docs/js/explorer.js) in headless Chromium: `make bench-explorer`.
+"""Time the gradient-flow explorer's recompute (docs/js/explorer/engine.js) in headless Chromium: `make bench-explorer`.
 
-Loads the kernels and the script into a blank page and times both engines, float32 on WebAssembly (what the page
+Serves docs/js/ on 127.0.0.1 (ES modules load over HTTP only), imports the engine into a blank page and times both
+engines, float32 on WebAssembly (what the page
 uses) and the float64 JavaScript reference, with performance.now(): once cold (a new seed, so the weights are drawn
 too), then `runs` times warm (the weights' draws cached, a new gain each run, as while the gain slider is dragged).
 Reports the median and the main thread's CPU time per run. Uses Debian's /usr/bin/chromium (never `playwright
@@ -9,6 +10,7 @@ install`).
     python -m vgsite.bench_explorer [--depth 100] [--widths 64,256] [--batch 64] [--runs 10] [--act tanh]
 """
 import argparse
+import contextlib
 import itertools
 import json
 import statistics
@@ -17,8 +19,7 @@ from pathlib import Path
 
 from vgsite import ROOT
 
-SCRIPT = ROOT / "docs" / "js" / "explorer.js"
-KERNELS = ROOT / "docs" / "js" / "explorer-kernels.js"
+JS = ROOT / "docs" / "js"  # docs/js/explorer/*.js: the explorer's modules
 ENGINES = {"float32": "compute", "float64": "computeFloat64"}
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,6 +42,30 @@ WARM = """([cfg, fn, runs]) => {
 }"""
 
 
+# A blank page of the served folder imports the engine and the kernels as window.vgExplorer and window.vgKernels.
+IMPORT = """async () => {
+    window.vgExplorer = await import("./explorer/engine.js");
+    window.vgKernels = await import("./explorer/kernels.js");
+    return await vgExplorer.ready;
+}"""
+
+
+@contextlib.contextmanager
+def engine_page(browser):
+    """A page with the explorer's engine loaded from docs/js (served on 127.0.0.1): vgExplorer.compute(config) and the
+    rest of engine.js's exports, and vgKernels (kernels.js). Yields (page, engine name: "float32" or "float64")."""
+    from vgsite.bench import serve_site
+
+    with serve_site(JS, "/js/") as base:
+        page = browser.new_page()
+        page.goto(base)  # the folder's listing: a page of that origin, beside explorer/
+        engine = page.evaluate(IMPORT)
+        try:
+            yield page, engine
+        finally:
+            page.close()
+
+
 def thread_time(cdp):
     """CPU seconds of the page's main thread (Chrome's ThreadTime metric): unlike the wall clock, it does not
     count the time the thread waited for a core on a busy machine."""
@@ -54,23 +79,20 @@ def bench(depth=100, widths=(64, 256), batch=64, runs=10, act="tanh", init="defa
     rows = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page()
-        page.add_script_tag(path=str(KERNELS))
-        page.add_script_tag(path=str(SCRIPT))
-        page.evaluate("vgExplorer.ready")
-        cdp = page.context.new_cdp_session(page)
-        cdp.send("Performance.enable")
-        version = browser.version
-        for width, fn in itertools.product(widths, ENGINES.values()):
-            cfg = {"depth": depth, "width": width, "batch": batch, "act": act, "init": init, "seed": 0}
-            cold, ran = page.evaluate(COLD, [cfg, fn])
-            before = thread_time(cdp)
-            warm = page.evaluate(WARM, [cfg, fn, runs])
-            cpu_ms = (thread_time(cdp) - before) * 1000 / runs
-            rows.append({"engine": ran, "depth": depth, "width": width, "batch": batch, "act": act, "init": init,
-                         "cold_ms": cold, "median_ms": statistics.median(warm), "min_ms": min(warm),
-                         "cpu_ms": cpu_ms, "runs": runs,
-                         "multiply_adds": depth * (2 * batch * width * width + 2 * batch * batch * width)})
+        with engine_page(browser) as (page, _):
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            version = browser.version
+            for width, fn in itertools.product(widths, ENGINES.values()):
+                cfg = {"depth": depth, "width": width, "batch": batch, "act": act, "init": init, "seed": 0}
+                cold, ran = page.evaluate(COLD, [cfg, fn])
+                before = thread_time(cdp)
+                warm = page.evaluate(WARM, [cfg, fn, runs])
+                cpu_ms = (thread_time(cdp) - before) * 1000 / runs
+                rows.append({"engine": ran, "depth": depth, "width": width, "batch": batch, "act": act, "init": init,
+                             "cold_ms": cold, "median_ms": statistics.median(warm), "min_ms": min(warm),
+                             "cpu_ms": cpu_ms, "runs": runs,
+                             "multiply_adds": depth * (2 * batch * width * width + 2 * batch * batch * width)})
         browser.close()
     return version, rows
 

@@ -1,4 +1,4 @@
-"""MkDocs hooks: serve figures/ as part of the site, expand {{ figure("topic/name") }}, typeset math as MathML,
+"""MkDocs hooks: serve figures/ as part of the site, expand {{ figure("topic/name") }}, typeset math with KaTeX,
 publish the experiment code as pages, and turn the executed notebooks into light pages. Listed under `hooks:`
 in mkdocs.yml.
 """
@@ -10,16 +10,17 @@ import re
 import struct
 from pathlib import Path
 
-from latex2mathml.converter import convert as latex_to_mathml
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
-from vgsite import FIGURES, ROOT, notebooks, quotes, runner
+from vgsite import FIGURES, ROOT, katex, notebooks, quotes, runner
 from vgsite.cache import sha
-from vgsite.registry import code_page
+from vgsite.outputs import SCALE
+from vgsite.registry import DARK_SUFFIX, code_page
 
 FIGURE_TAG = re.compile(r'\{\{\s*figure\(\s*"([\w.-]+/[\w.-]+)"\s*\)\s*\}\}')
+FIGREF_TAG = re.compile(r'\{\{\s*figref\(\s*"([\w.-]+/[\w.-]+)"\s*\)\s*\}\}')
 MATH = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.S)
 CODE_DIR = "code"
 UNPUBLISHED = {"manifest.json"}  # the caches' own records (with timings): not part of the site
@@ -44,6 +45,13 @@ def on_files(files, config):
                 and path.name not in UNPUBLISHED:
             files.append(File(path.relative_to(ROOT).as_posix(), str(ROOT), config["site_dir"],
                               config["use_directory_urls"]))
+    shipped = katex.assets()
+    if not shipped:
+        raise PluginError(f"KaTeX's stylesheet and fonts are not in {katex.ASSETS}: run `make install` "
+                          f"(or `python -m vgsite.katex fetch`)")
+    for path in shipped:
+        files.append(File.generated(config, f"{katex.SITE_DIR}/{path.relative_to(katex.ASSETS).as_posix()}",
+                                    abs_src_path=str(path)))
     index = ["---", "search:", "  exclude: true", "---", "", "# The code behind the figures", "",
              "Every figure on this site is drawn by one of these modules. Topic modules hold the experiments; "
              "the others are shared by all topics. Run `vgsite list` to see every experiment.", ""]
@@ -94,23 +102,62 @@ def on_pre_build(config):
     _index.clear()  # `mkdocs serve` rebuilds: the figures may have changed
 
 
-def figure_markdown(figure_id: str, page) -> str:
+def figure_anchor(figure_id: str) -> str:
+    """The id a figure's <figure> gets on its page: `fig-topic-name`."""
+    return "fig-" + figure_id.replace("/", "-").replace(".", "-")
+
+
+def figure_markdown(figure_id: str, page, number: int | None = None) -> str:
+    """One figure: its light and dark images (the page shows the one for the reader's theme), each a link to the
+    full-size file (a zoom that needs no script), then "Figure N." and the caption, and the run settings folded
+    into a <details>. Width and height are the displayed size (the PNGs have twice the pixels)."""
     png, record_path, record = find_figure(figure_id)
-    up = "../" * page.file.src_uri.count("/")
+    up = "../" * page.file.src_uri.count("/")  # Markdown links: relative to the source file (MkDocs rewrites them)
+    html_up = "../" * page.url.count("/")  # raw HTML is not rewritten: relative to the page's address
     meta = record["figures"][png.stem]
-    width, height = png_size(png)
+    width, height = meta.get("css_width"), meta.get("css_height")
+    if not (isinstance(width, int) and isinstance(height, int)):
+        width, height = (round(n / SCALE) for n in png_size(png))
+    dark = png.with_name(png.stem + DARK_SUFFIX)
+    alt = html.escape(meta["alt"], quote=True)
+
+    def image(path, theme):  # docs/css/vgsite.css hides the link of the other theme (.vg-light, .vg-dark)
+        src = f"{html_up}{path.relative_to(ROOT).as_posix()}"
+        return (f'<a class="vg-zoom{f" vg-{theme}" if theme else ""}" href="{src}" title="Open the figure full size">'
+                f'<img src="{src}" alt="{alt}" width="{width}" height="{height}" loading="lazy" decoding="async"></a>')
+
+    images = image(png, "light") + image(dark, "dark") if dark.is_file() else image(png, None)
     settings = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in record["config"].items())
     code = code_page_uri(f"vgsite/topics/{png.parent.name}.py")
+    label = f'<span class="vg-fignum">Figure {number}.</span> ' if number else ""
     return (
-        f'<figure class="vg-figure" markdown="1">\n\n'
-        f'![{meta["alt"]}]({up}{png.relative_to(ROOT).as_posix()}){{ width="{width}" height="{height}" '
-        f'loading="lazy" }}\n\n'
-        f'<figcaption markdown="span">{meta["caption"]} '
-        f'<span class="vg-run">Run: `vgsite figures {record["experiment"]}` with {settings}. '
-        f'[Numbers]({up}{record_path.relative_to(ROOT).as_posix()}) · [code]({up}{code})</span></figcaption>\n\n'
+        f'<figure class="vg-figure" id="{figure_anchor(figure_id)}" markdown="1">\n\n'
+        f'{images}\n\n'
+        f'<figcaption markdown="1">\n\n{label}{meta["caption"]}\n\n'
+        f'<details class="vg-run" markdown="1">\n<summary>How it was run</summary>\n\n'
+        f'`vgsite figures {record["experiment"]}` with {settings}. '
+        f'[Numbers]({up}{record_path.relative_to(ROOT).as_posix()}) · [code]({up}{code})\n\n'
+        f'</details>\n\n</figcaption>\n\n'
         f'</figure>'
     )
 
+
+def figure_tags(markdown: str, page) -> str:
+    """Number the page's figures in the order they appear (Figure 1, 2, …) and expand {{ figure("topic/name") }}
+    and {{ figref("topic/name") }} (a link "Figure N" to that figure, which must be on the same page)."""
+    numbers = {}
+    for match in FIGURE_TAG.finditer(markdown):
+        numbers.setdefault(match.group(1), len(numbers) + 1)
+
+    def ref(match):
+        figure_id = match.group(1)
+        if figure_id not in numbers:
+            raise PluginError(f"{page.file.src_uri}: figref({figure_id!r}) names no figure on this page "
+                              f"(its figures: {', '.join(numbers) or 'none'})")
+        return f"[Figure {numbers[figure_id]}](#{figure_anchor(figure_id)})"
+
+    markdown = FIGREF_TAG.sub(ref, markdown)
+    return FIGURE_TAG.sub(lambda m: figure_markdown(m.group(1), page, numbers[m.group(1)]), markdown)
 
 
 def on_page_markdown(markdown, page, config, files):
@@ -120,14 +167,14 @@ def on_page_markdown(markdown, page, config, files):
         markdown = quotes.render(markdown, page.file.src_uri, quotes.records_in(FIGURES))
     except quotes.QuoteError as err:
         raise PluginError(str(err)) from None
-    return FIGURE_TAG.sub(lambda m: figure_markdown(m.group(1), page), markdown)
+    return figure_tags(markdown, page)
 
 
 NOTEBOOK_SEARCH_BOOST = 0.1  # Material multiplies a page's search score by its boost: prose pages rank first
 
 
 def on_page_content(content, page, config, files):
-    """Replace the TeX that pymdownx.arithmatex protected with MathML, which browsers typeset natively."""
+    """Replace the TeX that pymdownx.arithmatex protected with KaTeX's HTML (and MathML for screen readers)."""
     if is_notebook_page(page):
         content = site_html(content, page, files)
         # A notebook repeats its topic's terms in code and outputs; without this its page outranks the prose page
@@ -141,12 +188,12 @@ def on_page_content(content, page, config, files):
         display = "block" if tag == "div" else "inline"
         tex = tex[2:-2] if tex[:2] in ("\\(", "\\[") else tex
         try:
-            mathml = latex_to_mathml(tex, display=display)
-        except Exception as err:
-            raise PluginError(f"{page.file.src_uri}: cannot typeset ${tex}$: {err}") from err
+            typeset_html = katex.render(tex, display=display == "block")
+        except katex.MathError as err:
+            raise PluginError(f"{page.file.src_uri}: cannot typeset ${tex}$: {err}") from None
         # A wide display formula scrolls sideways on a phone; tabindex lets a keyboard scroll it too.
         focus = ' tabindex="0"' if tag == "div" else ""
-        return f'<{tag} class="arithmatex"{focus}>{mathml}</{tag}>'
+        return f'<{tag} class="arithmatex"{focus}>{typeset_html}</{tag}>'
 
     return MATH.sub(typeset, content)
 
@@ -220,3 +267,80 @@ def site_html(content: str, page, files=None, figures: Path = FIGURES) -> str:
     head = f'<link rel="stylesheet" href="{up}notebooks/notebook.css">'
     content, n = re.subn(r"(</h1>)", lambda m: m.group(1) + download, content, count=1)
     return head + (content if n else download + content)
+
+
+# ---- Every page's search dialog gets a name; the 404 page works under any sub-path, with or without SITE_URL.
+
+SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog">'
+
+
+def label_search_dialog(output: str) -> str:
+    """Material's search dialog has no accessible name (axe's aria-dialog-name): give it one."""
+    return output.replace(SEARCH_DIALOG, SEARCH_DIALOG[:-1] + ' aria-label="Search">')
+
+
+def on_post_page(output, page, config):
+    return label_search_dialog(output)
+
+
+# The 404 page is served for any missing address, at any depth, so its links cannot be relative to its own URL;
+# MkDocs writes them from the server root (`/assets/...`), or from SITE_URL's path. Instead they are made relative
+# to a <base> that a script at the top of <head> sets from the address: the part before the first segment that
+# is one of the site's own top-level names (`/REPO/vanishing/typo` -> `/REPO/`), else SITE_URL's path where the
+# address is under it, else the address's first segment (a project site, `/REPO/typo` -> `/REPO/`), else `/`.
+# The stylesheets and scripts are written by scripts after that <base> exists: as plain tags, the browser's
+# preload scanner would fetch them before, from the wrong folder.
+BASE_SCRIPT = """<script>(function () {
+  var known = %s, site = %s, parts = location.pathname.split("/"), root = null, i;
+  for (i = 1; i < parts.length && root === null; i++)
+    if (known.indexOf(decodeURIComponent(parts[i])) >= 0) root = parts.slice(0, i).join("/") + "/";
+  if (root === null && site && location.pathname.indexOf(site) === 0) root = site;
+  if (root === null) root = parts.length > 2 ? "/" + parts[1] + "/" : "/";
+  var base = document.createElement("base");
+  base.href = root;
+  document.head.appendChild(base);
+})();
+document.write(%s);</script>"""
+# Material's scripts read their base and the search worker's address from the page's __config: make them absolute.
+CONFIG_SCRIPT = """<script>(function () {
+  var c = document.getElementById("__config"), j = JSON.parse(c.textContent);
+  j.base = document.baseURI;
+  j.search = new URL(j.search, document.baseURI).href;
+  c.textContent = JSON.stringify(j);
+})();</script>"""
+RELATIVE_LINK = re.compile(r'<link\b[^>]*\bhref="(?![a-z]+:|/|#)[^"]*"[^>]*>')
+RELATIVE_SCRIPT = re.compile(r'<script src="(?![a-z]+:|/)[^"]*"></script>')
+
+
+def js_string(markup: str) -> str:
+    return json.dumps(markup).replace("</", "<\\/")
+
+
+def relocatable_404(output: str, config) -> str:
+    from urllib.parse import urlsplit
+
+    site = urlsplit(config.get("site_url") or "").path.rstrip("/") + "/" if config.get("site_url") else None
+    prefix = re.escape(site or "/")
+    docs = Path(config["docs_dir"])
+    known = sorted({p.stem if p.suffix == ".md" else p.name for p in docs.iterdir() if not p.name.startswith(".")}
+                   | {"assets", "search", "figures", CODE_DIR, "sitemap.xml", "404.html"})
+    output = re.sub(rf'\b(href|src)="{prefix}(?!/)([^"]*)"', lambda m: f'{m.group(1)}="{m.group(2) or "."}"', output)
+    output = re.sub(rf'("search": "){prefix}(?!/)', r"\1", output)
+    head_end = output.index("</head>")
+    links = RELATIVE_LINK.findall(output[:head_end])
+    head = RELATIVE_LINK.sub("", output[:head_end])
+    output = head + output[head_end:]
+    script = BASE_SCRIPT % (json.dumps(known), json.dumps(site), js_string("".join(links)))
+    output, n = re.subn(r'(<meta charset="utf-8">)', lambda m: m.group(1) + script, output, count=1)
+    if not n:
+        raise PluginError("404.html: no <meta charset> to put the <base> script after")
+    # (a theme without Material's __config, e.g. a stripped-down build, has nothing there to relocate)
+    output = re.sub(r'(<script id="__config"[^>]*>.*?</script>)', lambda m: m.group(1) + CONFIG_SCRIPT, output,
+                    count=1, flags=re.S)
+    return RELATIVE_SCRIPT.sub(lambda m: f"<script>document.write({js_string(m.group(0))});</script>", output)
+
+
+def on_post_template(output_content, template_name, config):
+    if template_name != "404.html":
+        return output_content
+    return label_search_dialog(relocatable_404(output_content, config))

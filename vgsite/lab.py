@@ -8,9 +8,10 @@ import base64
 import html
 import importlib
 import random
+import re
 from contextlib import contextmanager, nullcontext
 
-from vgsite.outputs import png_bytes
+from vgsite.outputs import SCALE, png_bytes
 
 THREADS = 1
 
@@ -96,11 +97,20 @@ def show(obj, alt: str = "", caption: str = ""):
     with rc_context(STYLE):
         png = png_bytes(fig)
     data = base64.b64encode(png).decode()
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    # Drawn at 2x for sharp screens: shown at its CSS size, the one the site shows it at.
+    width, height = (int.from_bytes(png[i:i + 4], "big") // SCALE for i in (16, 20))
     tag = (f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" width="{width}" height="{height}">')
     figure = f'<figure class="vg-figure">{tag}' + (
-        f"<figcaption>{html.escape(caption)}</figcaption>" if caption else "") + "</figure>"
+        f"<figcaption>{caption_html(caption)}</figcaption>" if caption else "") + "</figure>"
     display({"text/html": figure, "image/png": data, "text/plain": alt}, raw=True)
+
+
+def caption_html(caption: str) -> str:
+    """A caption's $…$ math marked as pymdownx.arithmatex marks it: Jupyter typesets `\\(…\\)` in HTML output,
+    and the site's build typesets it with KaTeX like the pages' own math."""
+    parts = re.split(r"\$([^$]+)\$", caption)
+    return "".join(html.escape(part) if i % 2 == 0 else f'<span class="arithmatex">\\({html.escape(part)}\\)</span>'
+                   for i, part in enumerate(parts))
 
 
 def describe(fig) -> str:

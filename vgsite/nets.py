@@ -165,3 +165,71 @@ class ConvNet(LayerStack):
 
     def readout(self, h):
         return self.head(h.mean(dim=(2, 3)))  # global average pooling
+
+
+class BranchBlock(nn.Module):
+    """A residual block with a two-layer ReLU branch, for normalisation-free stacks (vgsite/topics/normfree.py):
+
+        h_l = h_(l-1) + scale * alpha * f(h_(l-1)),   f(h) = W2 relu(norm(W1 h + b1)) + b2
+
+    `scale` is a fixed number (1/sqrt(L) branch scaling); `alpha` a learnable scalar (initial value alpha0; SkipInit
+    and ReZero start it at 0, Fixup's multiplier at 1) or absent (learn_alpha=False). `linear` is W1 (the name the
+    probes and train.fit_stacked look for), `linear2` the branch's last layer W2. `z` keeps W1's output for the
+    probes, as Block does.
+    """
+
+    def __init__(self, width, norm=None, scale=1.0, learn_alpha=False, alpha0=1.0):
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+        self.norm = {None: nn.Identity, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[norm](
+            *([width] if norm else []))
+        self.act = nn.ReLU()
+        self.linear2 = nn.Linear(width, width)
+        self.scale = float(scale)
+        self.alpha = nn.Parameter(torch.full((1,), float(alpha0))) if learn_alpha else None
+        self.residual, self.norm_first = True, False
+
+    def _out(self, h, f, alpha):
+        if alpha is not None:
+            f = f * alpha
+        return h + (f if self.scale == 1.0 else self.scale * f)
+
+    def forward(self, h):
+        z = self.norm(self.linear(h))
+        self.z = z
+        return self._out(h, self.linear2(self.act(z)), self.alpha)
+
+    def stacked(self, net, pre, h, training):
+        """The same block for train.fit_stacked, with the seeds stacked along the first axis of every tensor."""
+        z = net.norm(f"{pre}.norm", self.norm, net.linear(f"{pre}.linear", h), training)
+        alpha = net.param[f"{pre}.alpha"].view(-1, 1, 1) if self.alpha is not None else None
+        return self._out(h, net.linear(f"{pre}.linear2", torch.relu(z)), alpha)
+
+
+class ResidualMLP(LayerStack):
+    """A linear stem (d_in -> width, N(0, 1/d_in)), `depth` BranchBlocks and a linear head: the residual stacks of
+    the normalisation-free schemes. W1 is He-initialised (N(0, 2/width)) times `branch_gain` (Fixup scales it by
+    depth^(-1/2) for two-layer branches), W2 is N(0, 1/width) or zero (`zero_last`), so that an unscaled branch
+    adds about as much variance as the stream already has. `zero_head` zeroes the classifier (Fixup)."""
+
+    def __init__(self, depth, width, norm=None, scale=1.0, learn_alpha=False, alpha0=1.0, zero_last=False,
+                 branch_gain=1.0, zero_head=False, d_in=None, d_out=10):
+        super().__init__("relu", norm)
+        d_in = d_in or width
+        self.stem = nn.Linear(d_in, width)
+        self.blocks = nn.ModuleList(BranchBlock(width, norm, scale, learn_alpha, alpha0) for _ in range(depth))
+        self.head = nn.Linear(width, d_out)
+        init_linear(self.stem, "normal")
+        for block in self.blocks:
+            init_linear(block.linear, "kaiming", branch_gain)
+            if zero_last:
+                nn.init.zeros_(block.linear2.weight)
+                nn.init.zeros_(block.linear2.bias)
+            else:
+                init_linear(block.linear2, "normal")
+        if zero_head:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def inputs(self, x):
+        return self.stem(x)

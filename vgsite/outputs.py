@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-PNG_DPI = 110
+SCALE = 2  # pixels per CSS px: sharp on high-density screens
+PNG_COLORS = 256  # a palette PNG: about a third of the bytes of a full-colour one, and no visible difference
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -133,8 +134,31 @@ def json_bytes(obj) -> bytes:
     return (json.dumps(plain(obj), indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
-def png_bytes(fig) -> bytes:
-    """Render a matplotlib figure to PNG bytes that depend only on what is drawn (no timestamp, no version)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=PNG_DPI, metadata={"Software": None})
-    return buf.getvalue()
+def png_dpi(scale: float = SCALE) -> float:
+    from vgsite.plots import CSS_PX_PER_INCH
+
+    return CSS_PX_PER_INCH * scale
+
+
+def png_bytes(fig, scale: float = SCALE) -> bytes:
+    """Render a matplotlib figure to PNG bytes that depend only on what is drawn (no timestamp, no version).
+
+    At `scale` pixels per CSS px of its displayed size (vgsite.plots.CSS_PX_PER_INCH per inch): 2, so that it is
+    sharp on a high-density screen; the page gives it width and height at 1×. The colours are reduced to a
+    palette (Pillow's fast octree, no dithering: lines and text stay crisp), which makes the file ~3× smaller.
+    Agg's pixels go to Pillow directly (no PNG encoded and decoded in between).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    dpi = fig.dpi
+    fig.set_dpi(png_dpi(scale))
+    try:
+        rgba, size = canvas.print_to_buffer()
+    finally:
+        fig.set_dpi(dpi)
+    image = Image.frombuffer("RGBA", size, rgba, "raw", "RGBA", 0, 1).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(PNG_COLORS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(out, format="PNG")
+    return out.getvalue()

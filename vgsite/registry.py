@@ -86,7 +86,21 @@ def record_file(exp_id: str) -> str:
 
 
 def figure_file(topic: str, plot: str) -> str:
+    """The figure as drawn, for the light theme (2× pixels; vgsite.outputs.png_bytes)."""
     return f"{topic}/{plot}.png"
+
+
+DARK_SUFFIX = ".dark.png"
+
+
+def dark_figure_file(topic: str, plot: str) -> str:
+    """The same figure restyled for the dark theme (vgsite.plots.dark)."""
+    return f"{topic}/{plot}{DARK_SUFFIX}"
+
+
+def figure_files(topic: str, plot: str) -> list[str]:
+    """Every file one figure is saved as."""
+    return [figure_file(topic, plot), dark_figure_file(topic, plot)]
 
 
 def code_page(module: str) -> str:

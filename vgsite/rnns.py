@@ -162,3 +162,170 @@ def train_sequence(model, batch_fn, steps, lr=1e-3, optimizer="adam", clip=None,
         with torch.no_grad():
             history["test_mse"] = F.mse_loss(model(test[0]), test[1]).item()
     return history
+
+
+# ---- Several small recurrent networks trained together (the initialisation experiments) ----------------------------
+
+
+def recurrent_layer(kind, d_in=2, hidden=32, init="default", length=None):
+    """A one-layer torch.nn recurrent layer (batch_first) with one of the initialisations the rnn page compares.
+
+    kind: rnn, lstm or gru. init:
+      default     as PyTorch draws it: every weight and bias from U(-1/sqrt(H), 1/sqrt(H)); the rnn is tanh;
+      orthogonal  (rnn, tanh) W_hh a random orthogonal matrix (Saxe et al. 2014), the rest as PyTorch draws it;
+      identity    (rnn) the IRNN of Le, Jaitly & Hinton (2015): ReLU units, W_hh = I, biases 0, W_ih from
+                  N(0, 0.001^2);
+      forget-N    (lstm) forget-gate bias N (Gers et al. 2000; Jozefowicz et al. 2015 use N = 1), the rest default;
+      chrono      (lstm) Tallec & Ollivier (2018): forget-gate bias log(u), u ~ U(1, length - 1), input-gate bias
+                  minus that, the rest default.
+    A gate's bias is set in bias_ih and bias_hh is zeroed there, so the bias the gate sees is exactly the value.
+    Draws from torch's global generator: seed it first.
+    """
+    layer = (nn.RNN(d_in, hidden, nonlinearity="relu" if init == "identity" else "tanh", batch_first=True)
+             if kind == "rnn" else KINDS[kind](d_in, hidden, batch_first=True))
+    h = hidden
+    with torch.no_grad():
+        if init == "default":
+            pass
+        elif init == "orthogonal" and kind == "rnn":
+            nn.init.orthogonal_(layer.weight_hh_l0)
+        elif init == "identity" and kind == "rnn":
+            layer.weight_hh_l0.copy_(torch.eye(h))
+            nn.init.normal_(layer.weight_ih_l0, std=1e-3)
+            layer.bias_ih_l0.zero_()
+            layer.bias_hh_l0.zero_()
+        elif init.startswith("forget-") and kind == "lstm":
+            layer.bias_ih_l0[h:2 * h] = float(init.split("-", 1)[1])
+            layer.bias_hh_l0[h:2 * h] = 0.0
+        elif init == "chrono" and kind == "lstm":
+            if not length or length < 3:
+                raise ValueError("chrono initialisation needs the length of the dependencies (length >= 3)")
+            forget = torch.log(torch.empty(h).uniform_(1, length - 1))
+            layer.bias_ih_l0[h:2 * h] = forget
+            layer.bias_ih_l0[:h] = -forget
+            layer.bias_hh_l0[:2 * h] = 0.0
+        else:
+            raise ValueError(f"no initialisation {init!r} for kind {kind!r}")
+    return layer
+
+
+class StackedRecurrent(nn.Module):
+    """S one-layer recurrent networks of one kind (each a torch.nn layer and a Linear readout of h_T), run as one:
+    each weight stacked along a new first axis, every step one batched matmul. The arithmetic is PyTorch's
+    (gate order i, f, g, o for the LSTM and r, z, n for the GRU, with b_hn inside the reset gate), so member s
+    computes what its own torch.nn layer computes, up to float rounding. Vanilla RNNs may mix tanh and ReLU
+    members. x: (S, B, T, d_in) -> (S, B, d_out).
+    """
+
+    def __init__(self, kind, layers, readouts):
+        super().__init__()
+        self.kind = kind
+        relu = [getattr(m, "nonlinearity", "tanh") == "relu" for m in layers]
+        self.relu = torch.tensor(relu).view(-1, 1, 1) if any(relu) else None
+        stack = lambda name: nn.Parameter(torch.stack([getattr(m, name).detach().clone() for m in layers]))
+        self.w_ih, self.w_hh = stack("weight_ih_l0"), stack("weight_hh_l0")
+        self.b_ih, self.b_hh = stack("bias_ih_l0"), stack("bias_hh_l0")
+        self.w_out = nn.Parameter(torch.stack([r.weight.detach().clone() for r in readouts]))
+        self.b_out = nn.Parameter(torch.stack([r.bias.detach().clone() for r in readouts]))
+
+    def final_state(self, x):
+        s, b, t, _ = x.shape
+        hidden = self.w_hh.shape[2]
+        # one input projection for all steps, split with unbind (one backward for all steps, not one per step)
+        xi = (torch.einsum("sbtd,sgd->sbtg", x, self.w_ih) + self.b_ih[:, None, None, :]).unbind(2)
+        w_hh_t, b_hh = self.w_hh.transpose(1, 2), self.b_hh[:, None, :]
+        h = x.new_zeros(s, b, hidden)
+        c = x.new_zeros(s, b, hidden)
+        for step in range(t):
+            hh = torch.baddbmm(b_hh, h, w_hh_t)
+            if self.kind == "rnn":
+                z = xi[step] + hh
+                h = torch.tanh(z) if self.relu is None else torch.where(self.relu, torch.relu(z), torch.tanh(z))
+            elif self.kind == "lstm":
+                i, f, g, o = (xi[step] + hh).chunk(4, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+            else:
+                xr, xz, xn = xi[step].chunk(3, dim=-1)
+                hr, hz, hn = hh.chunk(3, dim=-1)
+                r, u = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                h = (1 - u) * torch.tanh(xn + r * hn) + u * h
+        return h
+
+    def forward(self, x):
+        return torch.baddbmm(self.b_out[:, None, :], self.final_state(x), self.w_out.transpose(1, 2))
+
+    def connectivity(self, x):
+        """||dh_T/dx_t|| for every member and step: the Frobenius norm of the (hidden x d_in) Jacobian of the last
+        state with respect to the input at step t, root mean square over the batch. x: (B, T, d_in), the same
+        sequences for every member. Exact: every row of the Jacobian is one backward pass, all run as one batch.
+        Returns a (S, T) float64 tensor; the parameters' .grad are left alone."""
+        s, hidden = self.w_hh.shape[0], self.w_hh.shape[2]
+        b = x.shape[0]
+        xs = x.detach().repeat(hidden, 1, 1).expand(s, -1, -1, -1).clone().requires_grad_(True)  # (S, H*B, T, d)
+        h_last = self.final_state(xs)
+        rows = torch.eye(hidden, dtype=x.dtype).repeat_interleave(b, dim=0)  # replica i of the batch seeds row i
+        (grad,) = torch.autograd.grad(h_last, xs, grad_outputs=rows.expand(s, -1, -1))
+        squares = grad.double().pow(2).view(s, hidden, b, *grad.shape[2:]).sum(dim=(1, 4))  # (S, B, T)
+        return squares.mean(dim=1).sqrt()
+
+
+def train_stacked_sequences(kind, inits, seeds, length, steps, hidden=32, batch=64, lr=1e-2, clip=None, every=25,
+                            probe=None, probe_every=None, test=None):
+    """Train one network per (init, seed) on the adding problem at `length`, all together (StackedRecurrent, Adam,
+    which updates every weight on its own, so stacking changes nothing but the speed). The networks of one seed
+    share their initial draw of torch's generator and their batches (generator seeded with the seed), so the
+    initialisations are compared on the same data. Loss: MSE of each member; clip: max gradient norm per member.
+
+    Records every `every` steps the mean training loss of each member over those steps, and every `probe_every`
+    steps (and at step 0) StackedRecurrent.connectivity on the probe batch. Returns a dict with "members" [(init,
+    seed)], "step", "loss" (members x records), "probe_step", "connectivity" (members x probes x T) and
+    "test_mse" (members) on test = (x, y).
+    """
+    members = [(init, seed) for init in inits for seed in seeds]
+    layers, readouts = [], []
+    for init, seed in members:
+        torch.manual_seed(seed)
+        layers.append(recurrent_layer(kind, 2, hidden, init=init, length=length))
+        readouts.append(nn.Linear(hidden, 1))
+    net = StackedRecurrent(kind, layers, readouts)
+    params = list(net.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    gens = {seed: torch.Generator().manual_seed(seed) for seed in seeds}
+    which = torch.tensor([seeds.index(seed) for _, seed in members])
+    out = {"members": members, "step": [], "loss": [], "probe_step": [], "connectivity": []}
+    window = []
+
+    def look(step):
+        if probe is not None and probe_every and step % probe_every == 0:
+            out["probe_step"].append(step)
+            out["connectivity"].append(net.connectivity(probe))
+
+    look(0)
+    for step in range(1, steps + 1):
+        xs, ys = zip(*(adding_problem(batch, length, gens[seed]) for seed in seeds))
+        x, y = torch.stack(xs)[which], torch.stack(ys)[which]
+        losses = (net(x) - y).pow(2).mean(dim=(1, 2))
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        if clip:
+            norms = torch.cat([p.grad.flatten(1) for p in params], 1).norm(dim=1)
+            scale = (clip / (norms + 1e-6)).clamp(max=1.0)
+            for p in params:
+                p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
+        opt.step()
+        window.append(losses.detach())
+        if step % every == 0 or step == steps:
+            out["step"].append(step)
+            out["loss"].append(torch.stack(window).mean(0))
+            window = []
+        look(step)
+    out["loss"] = torch.stack(out["loss"], 1).double().numpy()
+    if out["connectivity"]:
+        out["connectivity"] = torch.stack(out["connectivity"], 1).numpy()
+    if test is not None:
+        with torch.no_grad():
+            n = len(members)
+            pred = net(test[0].expand(n, *test[0].shape))
+            out["test_mse"] = (pred - test[1]).pow(2).mean(dim=(1, 2)).double().numpy()
+    return out

@@ -15,7 +15,7 @@ from vgsite.cache import (CacheError, Manifest, Outcome, code_hash, failed, is_m
                           one_line, run_parallel, sha, versions, vgsite_imports)
 from vgsite.lab import run_seed, run_setup, seed_everything  # noqa: F401  (seed_everything: vgsite.verify)
 from vgsite.outputs import json_bytes, png_bytes, write_if_changed
-from vgsite.registry import Experiment, figure_file, load, record_file
+from vgsite.registry import DARK_SUFFIX, Experiment, dark_figure_file, figure_file, figure_files, load, record_file
 
 MANIFEST = "manifest.json"
 NAMES = re.compile(r"[a-z0-9_][\w-]*/[A-Za-z0-9_][\w.-]*")
@@ -67,7 +67,8 @@ def verified_entries(figures: Path = FIGURES) -> dict:
                 continue
             files = {record_file(exp.id): record_bytes}
             for plot in record["figures"]:
-                files[figure_file(exp.topic, plot)] = (figures / figure_file(exp.topic, plot)).read_bytes()
+                for rel in figure_files(exp.topic, plot):
+                    files[rel] = (figures / rel).read_bytes()
         except (OSError, ValueError, TypeError):
             continue
         entries[exp.id] = {**normal(key(exp, record["device"])),
@@ -76,14 +77,15 @@ def verified_entries(figures: Path = FIGURES) -> dict:
 
 
 def figure_index(figures: Path = FIGURES) -> dict:
-    """{"topic/plot": (png path, record path)} for every figure the manifest lists: no record is parsed."""
+    """{"topic/plot": (png path, record path)} for every figure the manifest lists: no record is parsed.
+    The png is the light theme's; its dark twin is dark_figure_file() beside it."""
     index = {}
     for exp_id, entry in read_manifest(figures).items():
         record = record_file(exp_id)
         if record not in entry.get("outputs", {}):
             continue
         for rel in entry["outputs"]:
-            if rel.endswith(".png"):
+            if rel.endswith(".png") and not rel.endswith(DARK_SUFFIX):
                 index[rel[:-4]] = (figures / rel, figures / record)
     return index
 
@@ -98,18 +100,31 @@ def execute(exp_id: str, device: str = "cpu", overrides: dict | None = None) -> 
     start = time.perf_counter()
     with run_setup(run_seed(config), device):
         result = exp(**(overrides or {}))
-        files = {figure_file(exp.topic, plot.name): png_bytes(plot.fig) for plot in result.plots}
+        files, shown = render_figures(exp.topic, result.plots)
     seconds = time.perf_counter() - start
     record = {
         "experiment": exp.id,
         "config": config,
         "device": device,
         "versions": versions(),
-        "figures": {plot.name: {"alt": plot.alt, "caption": plot.caption} for plot in result.plots},
+        "figures": shown,
         "data": result.data,
     }
     files[record_file(exp.id)] = json_bytes(record)
     return {"files": files, "seconds": seconds}
+
+
+def render_figures(topic: str, plots: list) -> tuple[dict, dict]:
+    """Each Plot as PNG bytes twice, as drawn (light theme) and restyled for the dark theme, and what the record
+    says about it: alt text, caption, size and smallest font (vgsite.plots.meta; tests/test_figures.py)."""
+    from vgsite.plots import dark, meta
+
+    files, shown = {}, {}
+    for plot in plots:
+        files[figure_file(topic, plot.name)] = png_bytes(plot.fig)
+        shown[plot.name] = {"alt": plot.alt, "caption": plot.caption, **meta(plot.fig)}
+        files[dark_figure_file(topic, plot.name)] = png_bytes(dark(plot.fig))
+    return files, shown
 
 
 def _execute_safely(exp_id, device="cpu"):

@@ -162,8 +162,13 @@ class _Stacked(torch.nn.Module):
 
     def forward(self, x, training=True):
         h = x
+        if "stem.weight" in self.param:  # a linear stem before the blocks (nets.ResidualMLP)
+            h = self.linear("stem", h)
         for i, block in enumerate(self.blocks):
             pre = f"blocks.{i}"
+            if hasattr(block, "stacked"):  # a block that computes itself on stacked weights (nets.BranchBlock)
+                h = block.stacked(self, pre, h, training)
+                continue
             if block.norm_first:
                 z = self.linear(f"{pre}.linear", self.norm(f"{pre}.norm", block.norm, h, training))
             else:
@@ -232,3 +237,84 @@ def fit_stacked(build, data, seeds, steps, hooks=None, lr=0.1, batch_size=64, op
         for p in m.parameters():
             p.grad = None
     return list(zip(models, histories))
+
+
+class DynamicLossScale:
+    """Dynamic loss scaling for half-precision gradients (Micikevicius et al. 2018), the algorithm of
+    torch.amp.GradScaler written out: multiply the loss by `scale` before the backward pass; afterwards, if any
+    gradient is inf or nan, skip the step and multiply the scale by `backoff` (0.5); otherwise divide the gradients
+    by the scale, take the step, and after `interval` good steps in a row multiply the scale by `growth` (2).
+    """
+
+    def __init__(self, init_scale=2.0 ** 16, growth=2.0, backoff=0.5, interval=2000):
+        self.scale, self.growth, self.backoff, self.interval = float(init_scale), growth, backoff, interval
+        self.good = 0
+
+    def unscale(self, params) -> bool:
+        """Divide the gradients by the scale in place; True when all are finite (the step may be taken)."""
+        grads = [p.grad for p in params if p.grad is not None]
+        finite = all(bool(torch.isfinite(g).all()) for g in grads)
+        if finite:
+            for g in grads:
+                g.div_(self.scale)
+        return finite
+
+    def update(self, finite: bool):
+        if not finite:
+            self.scale *= self.backoff
+            self.good = 0
+        else:
+            self.good += 1
+            if self.good == self.interval:
+                self.scale *= self.growth
+                self.good = 0
+
+
+def fit_amp(model, data, steps, dtype=None, loss_scale=None, lr=1e-3, batch_size=64, optimizer="adam", every=10,
+            on_step=None, seed=0):
+    """fit with the forward and backward passes in a lower precision: torch.autocast on the CPU with `dtype`
+    (torch.float16 or torch.bfloat16; None trains in float32). The weights stay float32 (the master copy); autocast
+    runs the matrix products in `dtype` and the backward pass hands float16/bfloat16 gradients from layer to layer,
+    cast to float32 only where they reach a float32 weight. loss_scale: None (no scaling), a number (a static
+    scale) or a DynamicLossScale. A step whose gradients are not all finite is skipped when the loss is scaled
+    (and taken, inf or nan and all, when it is not). History: step, loss, test_acc, grad_norm every `every` steps;
+    scale and finite at every step. on_step(step, model) sees the unscaled gradients before the update.
+    """
+    x, y, x_test, y_test = data
+    gen = torch.Generator().manual_seed(seed)
+    params = list(model.parameters())
+    opt = (torch.optim.SGD(params, lr=lr) if optimizer == "sgd" else torch.optim.Adam(params, lr=lr))
+    history = {"step": [], "loss": [], "test_acc": [], "grad_norm": [], "scale": [], "finite": []}
+    for step in range(steps + 1):
+        idx = torch.randint(0, len(x), (batch_size,), generator=gen)
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        scale = (loss_scale.scale if isinstance(loss_scale, DynamicLossScale)
+                 else 1.0 if loss_scale is None else float(loss_scale))
+        (loss * scale).backward()
+        if loss_scale is None:
+            finite = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
+        elif isinstance(loss_scale, DynamicLossScale):
+            finite = loss_scale.unscale(params)
+        else:
+            finite = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
+            if finite:
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.div_(scale)
+        if on_step:
+            on_step(step, model)
+        history["scale"].append(scale)
+        history["finite"].append(finite)
+        if step % every == 0 or step == steps:
+            grads = [p.grad.detach().double().flatten() for p in params if p.grad is not None]
+            history["step"].append(step)
+            history["loss"].append(loss.item())
+            history["grad_norm"].append(torch.cat(grads).norm().item())
+            history["test_acc"].append(accuracy(model, x_test, y_test))
+        if step < steps and (finite or loss_scale is None):
+            opt.step()
+        if isinstance(loss_scale, DynamicLossScale):
+            loss_scale.update(finite)
+    return history

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from vgsite.nets import ACTIVATIONS, DeepMLP
-from vgsite.plots import figure, finish, median_band
+from vgsite.plots import COLORS, RATIO_LABEL, figure, finish, median_band
 from vgsite.probes import ratio_by_depth, derivative, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import dataset_loss, digits, fit_stacked
@@ -32,7 +32,7 @@ def net(label):
 @experiment(low=-4.0, high=4.0, points=801)
 def derivatives(cfg):
     z = torch.linspace(cfg.low, cfg.high, cfg.points)
-    fig, (left, right) = figure(ncols=2, height=3.9, width=9)
+    fig, (left, right) = figure(ncols=2, height=4.3)
     data = {}
     for label, (activation, _, style) in NETS.items():
         fn = ACTIVATIONS[activation]()
@@ -48,8 +48,9 @@ def derivatives(cfg):
                       "share_of_range_with_slope_below_0.05": (slope.abs() < 0.05).float().mean()}
     right.axhline(0, color="0.3", lw=0.8)
     left.set_ylim(-2.1, 4.2)
-    finish(left, "pre-activation z", "g(z)", "Activation", legend=True, loc="upper left", fontsize=7.5)
-    finish(right, "pre-activation z", "g′(z)", "Its slope: the factor each layer multiplies in", legend=False)
+    finish(left, "pre-activation z", "g(z)", "Activation", legend=False)
+    finish(right, "pre-activation z", "g′(z)", "Its slope, multiplied in per layer", legend=False)
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=4)
     return Result(data, [Plot(
         "derivatives", fig,
         alt="Left: eight activation functions between z = −4 and 4. Right: their slopes. Sigmoid's slope peaks at "
@@ -63,7 +64,7 @@ def derivatives(cfg):
 
 @experiment(depths=(5, 10, 20, 30, 50), profile_depth=20, width=64, batch=64, seeds=(0, 1, 2))
 def gradient_flow(cfg):
-    fig, (left, right) = figure(ncols=2, height=4.4, width=9.6)
+    fig, (left, right) = figure(ncols=2, height=5.0)
     depths = np.array(cfg.depths)
     layers = np.arange(1, cfg.profile_depth + 1)
     data = {"depths": depths, "nets": {}}
@@ -71,7 +72,7 @@ def gradient_flow(cfg):
         profiles = [probe_at_init(cfg.profile_depth, cfg.width, cfg.batch, s, **net(label))["signal"]
                     for s in cfg.seeds]
         rel = np.mean([np.log10(np.array(p) / p[-1]) for p in profiles], axis=0)
-        left.plot(layers, rel, marker="o", ms=2.5, lw=1.4, label=label.replace(" (", "\n("), **style)
+        left.plot(layers, rel, marker="o", ms=2.5, lw=1.4, label=label, **style)
         ratios = ratio_by_depth(depths, cfg.seeds, cfg.width, cfg.batch, **net(label))
         mean = ratios.mean(axis=1)
         right.plot(depths, mean, marker="o", ms=3, lw=1.4, label=label, **style)
@@ -87,14 +88,14 @@ def gradient_flow(cfg):
         ax.set_ylim(-4, 3)
     sig = data["nets"]["sigmoid (Xavier)"]
     left.annotate(f"sigmoid: {sig['profile_log10_relative_to_last'][0]:.0f} at layer 1", (4, -4),
-                  xytext=(0, 6), textcoords="offset points", color="0.4", fontsize=8)
+                  xytext=(0, 6), textcoords="offset points", color="0.4")
     right.annotate("sigmoid: off the scale ↓", (depths[1], -4), xytext=(0, 6), textcoords="offset points",
-                   color="0.4", fontsize=8)
-    finish(left, "layer l (input side on the left)", "log₁₀(‖∂L/∂h_l‖ / ‖∂L/∂h_L‖)",
+                   color="0.4")
+    finish(left, "layer ℓ (1 = next to the input)",
+           r"$\log_{10}\,(\|\partial L/\partial h_\ell\|\,/\,\|\partial L/\partial h_L\|)$",
            f"Per layer, depth {cfg.profile_depth}", legend=False)
-    finish(right, "depth (layers)", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)", "First layer against last, by depth",
-           legend=False)
-    fig.legend(*left.get_legend_handles_labels(), loc="outside right center", fontsize=7.5)
+    finish(right, "depth L (layers)", RATIO_LABEL, "First layer against last", legend=False)
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=3)
     fam = ["ReLU (He)", "Leaky ReLU 0.01 (He)", "PReLU 0.25 (He, PReLU gain)"]
     worst = max(abs(data["nets"][k]["log10_ratio"][list(depths).index(cfg.profile_depth)]) for k in fam)
     return Result(data, [Plot(
@@ -125,7 +126,7 @@ def moving_average(values, k):
 @experiment(depth=20, width=64, steps=300, lr=0.05, every=20, smooth=3, seeds=(0, 1, 2, 3, 4))
 def training(cfg):
     data_set = digits()
-    fig, (left, right) = figure(ncols=2, height=3.9, width=9.6)
+    fig, (left, right) = figure(ncols=2, height=4.4)
     data = {"nets": {}}
     for label, (_, _, style) in NETS.items():
         trained = fit_stacked(lambda: DeepMLP(cfg.depth, cfg.width, d_in=64, **net(label)), data_set, cfg.seeds,
@@ -150,7 +151,7 @@ def training(cfg):
     right.set_ylim(0, 1)
     finish(left, "training step", "training loss (moving average)", "Loss", legend=False)
     finish(right, "training step", "test accuracy", "Test accuracy", legend=False)
-    fig.legend(*left.get_legend_handles_labels(), loc="outside right center", fontsize=7.5)
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=3)
     accs = {k: float(np.median(v["final_test_acc"])) for k, v in data["nets"].items()}
     best = max(accs, key=accs.get)
     sig = data["nets"]["sigmoid (Xavier)"]["final_test_acc"]
@@ -187,10 +188,10 @@ def unit_shares(model, x):
 def dead_units(cfg):
     data_set = digits()
     x = data_set[0]
-    fig, (left, mid, right) = figure(ncols=3, height=3.7, width=10.5)
+    fig, (left, mid, right, key) = figure(ncols=2, nrows=2, height=6.6)
     data = {"lrs": cfg.lrs, "nets": {}}
     styles = {"relu": ("ReLU", dict(color="#0072B2", marker="o")),
-              "leaky_relu": ("Leaky ReLU 0.01", dict(color="#56B4E9", marker="s"))}
+              "leaky_relu": ("Leaky ReLU 0.01", dict(color=COLORS[1], marker="s"))}
     lrs = np.array(cfg.lrs)
 
     def whiskers(ax, values, shift, **kw):
@@ -253,24 +254,26 @@ def dead_units(cfg):
     left.set_ylim(-0.02, 1.02)
     mid.set_ylim(0, 1)
     right.set_ylim(-0.02, 1.02)
-    finish(left, "Adam learning rate", "share of hidden units", f"Units after {cfg.steps} steps", legend=True,
-           loc="upper left", fontsize=7)
-    finish(mid, "Adam learning rate", "test accuracy", "Test accuracy", legend=True, loc="lower left", fontsize=7.5)
+    finish(left, "Adam learning rate", "share of hidden units", f"Units after {cfg.steps} steps", legend=False)
+    finish(mid, "Adam learning rate", "test accuracy", "Test accuracy", legend=False)
     finish(right, "training step", "share of hidden units", f"During training at lr {max(cfg.lrs):g}", legend=False)
-    right.annotate("dead: slope exactly 0 on every image", (0.02, 0.97), xycoords="axes fraction", va="top",
-                   fontsize=7.5, color="0.3")
+    key.axis("off")
+    key.legend(*left.get_legend_handles_labels(), loc="upper left", frameon=False,
+               title="median over seeds, bars: range")
+    key.annotate("dead: slope exactly 0\non every training image", (0.03, 0.25), xycoords="axes fraction",
+                 va="top", color="0.3")
     relu = data["nets"]["ReLU"][-1]["summary"]
     leaky = data["nets"]["Leaky ReLU 0.01"][-1]["summary"]
     relu_low = data["nets"]["ReLU"][0]["summary"]
     return Result(data, [Plot(
         "dead-units", fig,
-        alt=f"Left: the share of hidden units that never fire on any of the {len(x)} training images, after "
+        alt=f"Top left: the share of hidden units that never fire on any of the {len(x)} training images, after "
             f"{cfg.steps} Adam steps, against the learning rate, median and range over {len(cfg.seeds)} seeds. For "
             f"ReLU it rises from {relu_low['dead']['median']:.0%} at learning rate {cfg.lrs[0]:g} to "
             f"{relu['dead']['median']:.0%} at {cfg.lrs[-1]:g}; Leaky ReLU has none, although "
-            f"{leaky['off']['median']:.0%} of its units are never positive at {cfg.lrs[-1]:g}. Middle: test "
+            f"{leaky['off']['median']:.0%} of its units are never positive at {cfg.lrs[-1]:g}. Top right: test "
             f"accuracy, {relu['final_test_acc']['median']:.2f} for ReLU and "
-            f"{leaky['final_test_acc']['median']:.2f} for Leaky ReLU at the highest rate. Right: both shares "
+            f"{leaky['final_test_acc']['median']:.2f} for Leaky ReLU at the highest rate. Bottom: both shares "
             "during training at that rate.",
         caption=f"Depth {cfg.depth}, width {cfg.width}, He initialisation, Adam, batch 64, seeds "
                 f"{', '.join(map(str, cfg.seeds))} (median, whiskers and bands: range); a unit is dead when its "

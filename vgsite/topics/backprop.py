@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import COLORS, figure, finish, log_line
+from vgsite.plots import COLORS, LAYER_LABEL, figure, finish, layer_axis, log_line
 from vgsite.probes import derivative
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
@@ -112,16 +112,16 @@ def manual_backward(cfg):
     ax.set_ylim(1e-18, 1e4)
     for dtype, eps in EPS.items():
         ax.axhline(eps, color="0.35", lw=1, ls="-.")
-    notes = ((1e-14, "float64, by hand vs autograd (squares); dash-dot: float64 machine ε = 2.2e-16"),
-             (2e-6, "float32, by hand vs autograd (circles); dash-dot: float32 machine ε = 1.2e-7"),
-             (3e2, "float64, slope taken at a_(l−1) as the lecture notes write it (crosses)"))
+    notes = ((1e-14, r"float64, by hand vs autograd (squares); dash-dot: its machine ε, $2.2\times10^{-16}$"),
+             (2e-6, r"float32, by hand vs autograd (circles); dash-dot: its machine ε, $1.2\times10^{-7}$"),
+             (3e2, r"float64, slope taken at $a_{\ell-1}$ as the lecture notes write it (crosses)"))
     for y, text in notes:
-        ax.annotate(text, (0.01, y), xycoords=("axes fraction", "data"), color="0.25", fontsize=8, va="bottom")
+        ax.annotate(text, (0.01, y), xycoords=("axes fraction", "data"), color="0.25", fontsize=9, va="bottom")
     ax.set_xticks(pos, layers)
     ax.set_xlim(0.6, pos[-1] + 0.4)
-    finish(ax, "layer l (1 is next to the input)", "‖∂L/∂W_l by hand − autograd‖ / ‖autograd‖",
+    finish(ax, LAYER_LABEL, r"relative error of $\partial L/\partial W_\ell$",
            f"Hand-written backward pass vs autograd: {cfg.depth}-layer MLP, width {cfg.width}", legend=False)
-    ax.legend(loc="center", bbox_to_anchor=(0.5, 0.36), ncols=3, title="activation (colour)", title_fontsize=8)
+    ax.legend(loc="center", bbox_to_anchor=(0.5, 0.36), ncols=3, title="activation (colour)")
     data["machine_eps"] = EPS
     worst32 = max(max(e["float32"]["weight_rel_error"]) for e in data["nets"].values())
     worst64 = max(max(e["float64"]["weight_rel_error"]) for e in data["nets"].values())
@@ -181,8 +181,8 @@ def jacobian_product(cfg):
     x_all, y_all, _, _ = digits()
     x, y = x_all[:cfg.examples], y_all[:cfg.examples]
     layers = np.arange(1, cfg.depth + 1)
-    fig, axes = figure(ncols=len(cfg.activations), height=4.4, sharey=False)
-    fig2, ax2 = figure(height=3.6)
+    fig, axes = figure(nrows=len(cfg.activations), height=3.2 * len(cfg.activations) + 0.4, sharex=True)
+    fig2, ax2 = figure(height=4.6)
     data = {"layers": layers, "nets": {}}
     for i, (ax, act) in enumerate(zip(axes, cfg.activations)):
         torch.manual_seed(cfg.seed)
@@ -203,22 +203,25 @@ def jacobian_product(cfg):
             "bound_over_gradient_at_layer_1": float(bound[0] / gradient[0]),
         }
         data["nets"][act] = entry
-        ax.plot(layers, bound, color=COLORS[1], ls="--", label=f"bound ∏‖J_k‖₂: ×{entry['mean_factor_bound']:.2f}/layer")
+        ax.plot(layers, bound, color=COLORS[1], ls="--",
+                label=rf"bound $\prod_k\|J_k\|_2$: ×{entry['mean_factor_bound']:.2f}/layer")
         log_line(ax, layers, measured, color=COLORS[0], marker="o", ms=3,
-                 label=f"‖∂h_L/∂h_l‖₂: ×{entry['mean_factor_jacobian']:.2f}/layer")
+                 label=rf"$\|\partial h_L/\partial h_\ell\|_2$: ×{entry['mean_factor_jacobian']:.2f}/layer")
         log_line(ax, layers, gradient, color=COLORS[2], marker="s", ms=3,
-                 label=f"‖∂L/∂h_l‖/‖∂L/∂h_L‖: ×{entry['mean_factor_gradient']:.2f}/layer")
+                 label=rf"$\|\partial L/\partial h_\ell\|\,/\,\|\partial L/\partial h_L\|$: "
+                       f"×{entry['mean_factor_gradient']:.2f}/layer")
         if act in PER_LAYER_FACTOR:
             ax.plot(layers, PER_LAYER_FACTOR[act] ** (cfg.depth - layers), color="0.4", ls=":", lw=1.2,
-                    label=f"theory: {PER_LAYER_FACTOR[act]:.3f}^(L−l)")
-        ax.invert_xaxis()
-        finish(ax, "layer l (output left, input right)", "norm relative to layer L",
-               f"{ACTS[act]}, {cfg.depth} layers, width {cfg.width}", loc="lower left", fontsize=8)
-        ax2.plot(layers[1:], spectral, color=COLORS[i], marker="o", ms=3, label=f"{ACTS[act]}: ‖diag(g′(z_l)) W_l‖₂")
+                    label=rf"theory: ${PER_LAYER_FACTOR[act]:.3f}^{{L-\ell}}$")
+        layer_axis(ax, layers)
+        finish(ax, LAYER_LABEL if ax is axes[-1] else "", "norm relative to layer L",
+               f"{ACTS[act]}, {cfg.depth} layers, width {cfg.width}", loc="lower right")
+        ax2.plot(layers[1:], spectral, color=COLORS[i], marker="o", ms=3,
+                 label=rf"{ACTS[act]}: $\|\mathrm{{diag}}(g'(z_\ell))\,W_\ell\|_2$")
         local = gradient[:-1] / gradient[1:]  # ||dL/dh_{l-1}|| / ||dL/dh_l|| for l = 2..L
         entry["gradient_factor_per_layer"] = local
         ax2.plot(layers[1:], local, color=COLORS[i], marker="x", ms=4, lw=0.8, ls=":",
-                 label=f"{ACTS[act]}: ‖∂L/∂h_(l−1)‖ / ‖∂L/∂h_l‖")
+                 label=rf"{ACTS[act]}: $\|\partial L/\partial h_{{\ell-1}}\|\,/\,\|\partial L/\partial h_\ell\|$")
         ax2.axhline(entry["mean_factor_gradient"], color=COLORS[i], ls="--", lw=1,
                     label=f"{ACTS[act]}: its mean, {entry['mean_factor_gradient']:.3f}")
     ax2.axhline(1, color="0.3", lw=1)
@@ -226,13 +229,14 @@ def jacobian_product(cfg):
     ticks = [0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1, 1.5]
     ax2.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax2.minorticks_off()
-    finish(ax2, "layer l", "factor per layer", "Each layer's Jacobian norm vs the gradient's actual shrink factor",
+    finish(ax2, LAYER_LABEL, "factor per layer", "Each layer's Jacobian norm vs the gradient's shrink factor",
            legend=False)
-    fig2.legend(loc="outside right center", fontsize=8)
+    fig2.legend(loc="outside lower center", ncols=2)
     t, s = data["nets"].get("tanh"), data["nets"].get("sigmoid")
-    alt = (f"Two log-scale panels, tanh and sigmoid, {cfg.depth}-layer networks. In each, three curves run from "
-           "layer L back to layer 1: the product of the per-layer Jacobian norms on top, the measured norm of the "
-           "Jacobian from h_l to h_L below it, and the actual gradient ratio lowest.")
+    alt = (f"Two log-scale panels, tanh above and sigmoid below, {cfg.depth}-layer networks, layer 1 (the input "
+           "side) on the left. In each, three curves fall from the last layer back to layer 1: the product of the "
+           "per-layer Jacobian norms on top, the measured norm of the Jacobian from each layer to the last below "
+           "it, and the actual gradient ratio lowest.")
     if t and s:
         alt += (f" For tanh the bound grows by {t['mean_factor_bound']:.2f} per layer while the gradient shrinks by "
                 f"{t['mean_factor_gradient']:.2f}; for sigmoid the bound shrinks by {s['mean_factor_bound']:.2f} "
@@ -247,7 +251,8 @@ def jacobian_product(cfg):
     return Result(data, [
         Plot("jacobian-product", fig, alt=alt,
              caption=f"Geometric mean over {cfg.examples} digits images, PyTorch's default initialisation, seed "
-                     f"{cfg.seed}, float64. J_l = ∂h_l/∂h_(l−1) = diag(g′(z_l)) W_l. The bound is the product of "
+                     f"{cfg.seed}, float64. $J_\\ell = \\partial h_\\ell/\\partial h_{{\\ell-1}} = "
+                     "\\operatorname{diag}(g'(z_\\ell))\\,W_\\ell$. The bound is the product of "
                      "the layers' spectral norms; the gradient can never exceed it."),
         Plot("jacobian-factors", fig2,
              alt=alt2,

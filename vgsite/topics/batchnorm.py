@@ -5,7 +5,8 @@ import numpy as np
 import torch
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, log_line, mark_underflow, median_band
+from vgsite.plots import (GRADIENT_LABEL, LAYER_LABEL, RATIO_LABEL, figure, finish, layer_axis, log_line,
+                          mark_underflow, median_band, ratio_vs_depth)
 from vgsite import probes
 from vgsite.probes import log_ratio, norm, probe_at_init, random_batch, ratio_by_depth
 from vgsite.registry import Plot, Result, experiment
@@ -32,17 +33,17 @@ def gradient_flow(cfg):
                  ls="-" if "batch" in label else ":", marker="o" if "batch" in label else None, ms=3)
         data["nets"][label] = {"signal": flow["signal"], "log10_ratio_first_last": log_ratio(flow["signal"]),
                                "saturated": flow["saturated"]}
-    ax.invert_xaxis()
-    finish(ax, "layer l (the output is on the left, the input on the right)",
-           "‖∂L/∂h_l‖, back-propagated gradient",
-           f"{cfg.depth}-layer MLP, width {cfg.width}, PyTorch default init, at initialisation", loc="lower left")
+    layer_axis(ax, layers)
+    finish(ax, LAYER_LABEL, GRADIENT_LABEL,
+           f"{cfg.depth}-layer MLP, width {cfg.width}, PyTorch default init, at initialisation", loc="lower right")
     r = {k: v["log10_ratio_first_last"] for k, v in data["nets"].items()}
     return Result(data, [Plot(
         "gradient-flow", fig,
-        alt=f"Log-scale gradient norm at each of {cfg.depth} layers, from the output (left) to the input (right). "
+        alt=f"Log-scale gradient norm at each of {cfg.depth} layers, from the input (left) to the output (right). "
             f"Without batch norm the sigmoid net's gradient falls by {-r['sigmoid']:.0f} decades and the tanh net's "
             f"by {-r['tanh']:.0f}; with batch norm both stay within a decade of the last layer's "
-            f"(first/last ratio 10^{r['sigmoid + batch norm']:.2f} and 10^{r['tanh + batch norm']:.2f}).",
+            f"(the first layer's gradient is {10 ** r['sigmoid + batch norm']:.1f} and "
+            f"{10 ** r['tanh + batch norm']:.1f} times the last layer's).",
         caption="The same networks with and without batch normalisation after every linear layer (dotted: "
                 "without; solid: with), one random batch of standard-normal inputs, nothing trained.")])
 
@@ -63,16 +64,15 @@ def explosion(cfg):
     for label, (net, factor) in nets.items():
         ratios = ratio_by_depth(depths, cfg.seeds, cfg.width, cfg.batch, **net)
         mean = ratios.mean(axis=1)
-        (line,) = ax.plot(depths, mean, marker="o", label=label)
         predicted = math.log10(factor) * (depths - 1)
-        ax.plot(depths, predicted, color=line.get_color(), ls="--", lw=1)
+        ratio_vs_depth(ax, depths, mean, label=label, theory=predicted, theory_label="")
         data["nets"][label] = {"log10_ratio": mean, "per_seed": ratios, "predicted": predicted,
                                "predicted_factor_per_layer": factor,
                                "predicted_decades_per_layer": math.log10(factor),
                                "decades_per_layer": float(np.polyfit(depths, mean, 1)[0])}
-    ax.axhline(0, color="0.3", lw=1)
-    ax.plot([], [], color="0.4", ls="--", lw=1, label="theory: √(E[g′(z)²] / Var g(z)) per layer")
-    finish(ax, "depth (layers)", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)",
+    ax.plot([], [], color="0.4", ls="--", lw=1.3,
+            label=r"theory: $\sqrt{\mathrm{E}[g'(z)^2]\,/\,\mathrm{Var}\,g(z)}$ per layer")
+    finish(ax, "depth L (layers)", RATIO_LABEL,
            "Batch norm without skip connections: the gradient grows toward the input", loc="upper left")
     relu = data["nets"]["ReLU + BN"]
     return Result(data, [Plot(
@@ -111,7 +111,7 @@ def init_cannot_fix(cfg):
     ax.plot([], [], color="0.4", ls="--", lw=1, label="theory")
     ax.annotate("exploding ↑", (gains[0], 9), ha="left", va="bottom", color="0.35", style="italic")
     ax.annotate("vanishing ↓", (gains[0], -6), ha="left", va="top", color="0.35", style="italic")
-    finish(ax, "weight scale: W ~ N(0, gain²/n), gain", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)",
+    finish(ax, r"weight scale: gain, with $W \sim \mathcal{N}(0,\,\mathrm{gain}^2/n)$", RATIO_LABEL,
            f"{cfg.depth}-layer ReLU MLP at initialisation", loc="lower right")
     bn = data["nets"]["ReLU + BN"]["log10_ratio"]
     plain = data["nets"]["ReLU, no BN"]["log10_ratio"]
@@ -241,7 +241,7 @@ def width_sweep(cfg):
     """
     widths = np.array(cfg.widths)
     layers = np.arange(1, cfg.fit_layers + 1)
-    fig, (left, right) = figure(ncols=2, width=8.4, height=3.8)
+    fig, (left, right) = figure(ncols=2, height=4.6)
     data = {"widths": widths, "nets": {}}
     for i, (label, act) in enumerate(WIDTH_NETS.items()):
         rates = np.array([[-np.polyfit(layers, np.log10(probe_at_init(
@@ -270,9 +270,12 @@ def width_sweep(cfg):
         ax.minorticks_off()
     right.set_yscale("log")
     finish(left, "width (units per layer)", "decades gained per layer",
-           "Growth rate of ‖∂L/∂h_l‖ toward the input", loc="upper right", fontsize=7.5)
-    finish(right, "width (units per layer)", "measured − predicted (decades per layer)",
-           "The excess over the wide-net theory", loc="upper right", fontsize=8)
+           r"Growth of $\|\partial L/\partial h_\ell\|$ toward the input", legend=False)
+    finish(right, "width (units per layer)", "measured − predicted (decades/layer)",
+           "The excess over the wide-net theory", legend=False)
+    handles, labels = left.get_legend_handles_labels()
+    guide_handles, guide_labels = right.get_legend_handles_labels()
+    fig.legend(handles + guide_handles[-1:], labels + guide_labels[-1:], loc="outside lower center", ncols=2)
     t, g = data["nets"]["tanh + BN"], data["nets"]["sigmoid + BN"]
     return Result(data, [Plot(
         "width-sweep", fig,
@@ -284,9 +287,11 @@ def width_sweep(cfg):
             f"{g['predicted_decades_per_layer']:.4f}. Right: the excess over the prediction on log-log axes, "
             f"falling roughly as one over the square root of the width.",
         caption=f"{cfg.depth}-layer MLPs with batch norm after every linear layer, PyTorch's default initialisation, "
-                f"one random batch of {cfg.batch} standard-normal inputs; the rate is the slope of log₁₀‖∂L/∂h_l‖ "
+                f"one random batch of {cfg.batch} standard-normal inputs; the rate is the slope of "
+                r"$\log_{10}\|\partial L/\partial h_\ell\|$ "
                 f"over layers 1–{cfg.fit_layers}; median over seeds {', '.join(map(str, cfg.seeds))}, whiskers the "
-                f"range. Dashed: log₁₀ √(E[g′(z)²] / Var g(z)), the infinite-width, infinite-batch factor.")])
+                f"range. Dashed: $\\log_{{10}}\\sqrt{{\\mathrm{{E}}[g'(z)^2] / \\operatorname{{Var}} g(z)}}$, the "
+                "infinite-width, infinite-batch factor.")])
 
 
 @experiment(depth=10, width=64, batch=128, scales=(0.25, 0.5, 1.0, 2.0, 4.0), seed=0)
@@ -319,17 +324,17 @@ def scale_invariance(cfg):
     fig, ax = figure(height=3.6)
     layers = (1, cfg.depth // 2, cfg.depth)
     for i, l in enumerate(layers):
-        ax.plot(scales, weight_rel[:, l - 1], marker="o", color=f"C{i}", label=f"‖∂L/∂W_{l}‖, layer {l}",
+        ax.plot(scales, weight_rel[:, l - 1], marker="o", color=f"C{i}", label=rf"$\|\partial L/\partial W_{{{l}}}\|$, layer {l}",
                 ls="none", ms=9 - 2.5 * i)
     ax.plot(scales, 1 / scales, color="0.2", ls="--", lw=1.2, label="theory: 1/c", zorder=5)
     ax.plot(scales, np.array(data["loss"]) / data["loss"][one], color="C3", marker="s", ms=4,
-            label="loss (and ‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)")
+            label=r"loss (and $\|\partial L/\partial h_1\|\,/\,\|\partial L/\partial h_L\|$)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xticks(scales, [f"{c:g}" for c in scales])
     ax.minorticks_off()
     finish(ax, "every hidden weight matrix multiplied by c", "relative to c = 1",
-           f"{cfg.depth}-layer ReLU net with batch norm, at initialisation", loc="lower left", fontsize=8)
+           f"{cfg.depth}-layer ReLU net with batch norm, at initialisation", loc="lower left")
     return Result(data, [Plot(
         "scale-invariance", fig,
         alt=f"Log-log plot against the factor c by which every hidden weight matrix of a {cfg.depth}-layer "
@@ -338,5 +343,5 @@ def scale_invariance(cfg):
             f"first, middle and last layers fall on the dashed line 1/c (fitted slope {data['slope']:.3f}).",
         caption=f"The same initial network and batch of {cfg.batch} standard-normal inputs with random labels for "
                 f"every c, seed {cfg.seed}. Batch norm divides out the scale of W, so the function, the loss and "
-                "∂L/∂h are unchanged while ∂L/∂W scales as 1/c: the step a learning rate η makes relative to the "
-                "weights scales as η/c².")])
+                "$\\partial L/\\partial h$ are unchanged while $\\partial L/\\partial W$ scales as $1/c$: the step a "
+                "learning rate $\\eta$ makes relative to the weights scales as $\\eta/c^2$.")])

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vgsite import health
+from vgsite.plots import fit_to_column
 from vgsite.registry import Plot, Result, experiment
 from vgsite.rnns import SequenceModel, adding_problem
 from vgsite.train import digits
@@ -121,7 +122,7 @@ def plots(name, data, titles, what):
     found = []
     for case, title in titles.items():
         d = data[case]
-        fig = health.figure(d["record"], title=f"{title}, seed {d['seeds'][0]}")
+        fig = fit_to_column(health.figure(d["record"], title=f"{title}, seed {d['seeds'][0]}"))
         verdicts = d["verdicts"][0]
         found.append(Plot(
             f"{name}-{case}", fig,

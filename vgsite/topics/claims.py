@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, log_line
+from vgsite.plots import RATIO_LABEL, figure, finish, log_line, power_of_ten
 from vgsite.probes import log_ratio, probe_at_init, random_batch, saturated_fraction
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import bn_factor
@@ -40,14 +40,15 @@ def input_sensitivity(cfg):
     small = gains <= 0.5
     ref = data["nets"]["tanh"]["sensitivity"][0]
     left.plot(gains[small], ref * (gains[small] / gains[0]) ** cfg.depth, color="0.2", ls="--", lw=1.2, zorder=3,
-              label=f"∝ gain^{cfg.depth}, theory for small weights")
+              label=rf"theory for small weights: $\propto g^{{{cfg.depth}}}$")
     data["theory_exponent"] = cfg.depth
     for ax in (left, right):
         ax.set_xscale("log")
         ax.axvline(1, color="0.5", ls=":", lw=1)
-    finish(left, "weight gain g (weights ~ N(0, g²/n))", "‖Δ logits‖ / ‖Δ input‖",
+    gain_label = r"weight gain $g$, weights $\sim\mathcal{N}(0,\,g^2/n)$"
+    finish(left, gain_label, r"$\|\Delta\,\mathrm{logits}\|\,/\,\|\Delta\,\mathrm{input}\|$",
            f"Response to an input change, {cfg.depth} layers", legend=False)
-    finish(right, "weight gain g (weights ~ N(0, g²/n))", "units with |g′| < 1% of its peak (%)",
+    finish(right, gain_label, "units with |g′| < 1% of its peak (%)",
            "Saturated units, last layer", legend=False)
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=3)
     tanh_sens = data["nets"]["tanh"]["sensitivity"]
@@ -55,9 +56,9 @@ def input_sensitivity(cfg):
         "input-sensitivity", fig,
         alt=f"Left: how much the logits of a {cfg.depth}-layer network move per unit change of its input, against "
             f"the weight gain from {gains[0]:g} to {gains[-1]:g}, log-log. Small weights make the response vanish, "
-            f"to 10^{np.log10(tanh_sens[0]):.0f} for tanh at gain {gains[0]:g}, along the dashed "
+            f"to {power_of_ten(np.log10(tanh_sens[0]))} for tanh at gain {gains[0]:g}, along the dashed "
             f"gain-to-the-{cfg.depth}th line; large weights make tanh's response grow to "
-            f"10^{np.log10(tanh_sens[-1]):.0f} at gain {gains[-1]:g}, so the network is hypersensitive, not "
+            f"{power_of_ten(np.log10(tanh_sens[-1]))} at gain {gains[-1]:g}, so the network is hypersensitive, not "
             "unresponsive. Right: the share of saturated units is zero for small weights and rises to "
             f"{100 * data['nets']['tanh']['saturated_last_layer'][-1]:.0f}% (tanh) only for large weights.",
         caption=f"Fresh {cfg.depth}-layer MLPs, width {cfg.width}, weights N(0, g²/n), one random batch; the "
@@ -120,9 +121,9 @@ def depth_expressivity(cfg):
                                       if d else np.nan for g in gens]))
             gens = [torch.Generator().manual_seed(s) for s in cfg.seeds]
             rand_shallow.append(np.mean([pieces_exact(random_relu_net(int(n), 1, g), line) for g in gens]))
-    fig, ax = figure(height=4.6)
+    fig, ax = figure(height=5.6)
     ax.plot(units, deep, marker="o", label=f"deep: tent map composed, 2 units per layer (1–{cfg.max_layers} layers)")
-    ax.plot(units, 2.0 ** layers, color="0.2", ls="--", lw=1.2, zorder=3, label="theory for the tent map: 2^layers")
+    ax.plot(units, 2.0 ** layers, color="0.2", ls="--", lw=1.2, zorder=3, label=r"theory for the tent map: $2^{\mathrm{layers}}$")
     ax.plot(units, shallow_bound, color="0.45", ls=":", lw=1.6, label="the most any 1-hidden-layer net can reach: N + 1")
     ax.plot(units, rand_shallow, marker="s", ms=3, label="random 1-hidden-layer net (He init), measured")
     ok = ~np.isnan(rand_deep)
@@ -132,13 +133,13 @@ def depth_expressivity(cfg):
     ax.set_xticks(units)
     finish(ax, "ReLU units in the network (N)", "linear pieces along a line (log₂ scale)",
            "What N ReLU units can draw on a line", legend=False)
-    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
+    fig.legend(loc="outside lower center", ncols=1)
     return Result({"units": units, "layers": layers, "deep_construction": deep, "shallow_bound": shallow_bound,
                    "random_deep": rand_deep, "random_shallow": rand_shallow}, [Plot(
         "depth-expressivity", fig,
         alt=f"Number of linear pieces a ReLU network draws on a line against its number of units, 2 to "
             f"{2 * cfg.max_layers}. The deep tent-map network doubles its pieces with every layer, reaching "
-            f"{deep[-1]} with {units[-1]} units, on the dashed 2^layers line; no network with one hidden layer "
+            f"{deep[-1]} with {units[-1]} units, on the dashed line of 2 to the power of the layers; no network with one hidden layer "
             f"can exceed N + 1, that is {shallow_bound[-1]}. Randomly initialised networks, deep or shallow, "
             "stay near or below the shallow bound.",
         caption="Pieces counted from slope changes on a grid of "
@@ -187,7 +188,7 @@ def descent_direction(cfg):
     fig, ax = figure(height=3.6)
     fine = np.linspace(0, 180, 181)
     ax.plot(fine, -cfg.step * gnorm * np.cos(np.radians(fine)), color="0.2", ls="--", lw=1.2,
-            label="first-order theory: −step · ‖∇L‖ · cos θ")
+            label=r"first-order theory: $-\mathrm{step}\cdot\|\nabla L\|\cdot\cos\theta$")
     ax.plot(theta, swept, "o", label="measured, directions between −∇L and +∇L")
     ax.plot(rand_angle, rand_delta, "x", ms=5, color="#D55E00", alpha=0.6,
             label=f"measured, {cfg.directions} random directions")
@@ -254,7 +255,7 @@ def exploding_vs_vanishing(cfg):
                     label="theory (ReLU)" if i == 0 and centre == i else None)
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_xticks(range(len(labels)), labels)
-    finish(ax, "network (weights at initialisation)", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)",
+    finish(ax, "network (weights at initialisation)", RATIO_LABEL,
            f"First-layer gradient relative to the last, {cfg.depth} layers: < 0 vanishing, > 0 exploding",
            loc="lower right")
     nets = data["nets"]
@@ -305,7 +306,8 @@ def nonlinearity(cfg):
             if i == 0:  # the first seed's decision regions are drawn
                 with torch.no_grad():
                     p = torch.softmax(model(grid.reshape(-1, 2)), 1)[:, 1].reshape(121, 121)
-                ax.contourf(grid[..., 0], grid[..., 1], p, levels=[0, 0.5, 1], colors=["#cfe3f2", "#f6d5c0"])
+                ax.contourf(grid[..., 0], grid[..., 1], p, levels=[0, 0.5, 1], colors=["#0072B2", "#D55E00"],
+                            alpha=0.22)  # tints that read on the light and the dark background
                 ax.scatter(*x_test[:300].T, c=[("#0072B2", "#D55E00")[int(v)] for v in y_test[:300]], s=5)
         ax.set_aspect("equal")
         data["nets"][activation] = {"test_accuracy": summary(accs), "final_loss": summary(losses)}

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from matplotlib.colors import LogNorm
 
-from vgsite.plots import figure, finish, median_band
+from vgsite.plots import figure, finish, median_band, mosaic
 from vgsite.probes import norm
 from vgsite.registry import Plot, Result, experiment
 from vgsite.rnns import ADDING_BASELINE, SequenceModel, adding_problem, gradient_through_time, train_sequence
@@ -38,13 +38,14 @@ def cliff(cfg):
     top = int(grad.argmax())
     near = lambda w_at: int(np.abs(ws - w_at).argmin())
 
-    fig, (heat, along, slope) = figure(ncols=3, width=10.5, height=3.7)
+    fig, panels = mosaic("AA;BC", height=6.4)
+    heat, along, slope = panels["A"], panels["B"], panels["C"]
     image = heat.pcolormesh(w.numpy(), b.numpy(), surface.numpy() + 1e-6, norm=LogNorm(1e-3, surface.max().item()),
                             cmap="viridis", shading="auto", rasterized=True)
-    fig.colorbar(image, ax=heat, label="loss L = (x₅₀ − 0.7)²")
+    fig.colorbar(image, ax=heat, label=f"loss $L = (x_{{{cfg.length}}} - {cfg.target})^2$")
     heat.axhline(cfg.slice_b, color="white", ls="--", lw=1.2)
     heat.annotate(f"slice b = {cfg.slice_b}", (cfg.w_range[0] + 0.3, cfg.slice_b), xytext=(0, 4),
-                  textcoords="offset points", color="white", fontsize=8.5)
+                  textcoords="offset points", color="white")
     heat.grid(False)
     finish(heat, "recurrent weight w", "bias b", "Loss over (w, b)")
     along.plot(ws, loss, color="#0072B2")
@@ -53,7 +54,7 @@ def cliff(cfg):
     slope.plot(ws, grad, color="#D55E00")
     slope.set_yscale("log")
     slope.axvline(ws[top], color="0.4", ls=":", lw=1)
-    finish(slope, "recurrent weight w", "|∂L/∂w|", "Its gradient, along the same line")
+    finish(slope, "recurrent weight w", r"$|\partial L/\partial w|$", "Its gradient, same line")
     data = {"slice_w": ws[::10], "slice_loss": loss[::10], "slice_grad": grad[::10],
             "cliff_w": ws[top], "max_grad": grad[top], "median_grad": np.median(grad),
             "loss_left_of_cliff": loss[near(ws[top] - 0.05)], "loss_right_of_cliff": loss[near(ws[top] + 0.05)],
@@ -61,14 +62,14 @@ def cliff(cfg):
             "w_spacing": ws[1] - ws[0]}
     return Result(data, [Plot(
         "cliff", fig,
-        alt="Left: the loss of a one-unit recurrent network after 50 steps as a colour map over its recurrent "
-            "weight w and bias b, with a sharp boundary where the loss jumps by orders of magnitude. Middle: a slice "
+        alt="Top: the loss of a one-unit recurrent network after 50 steps as a colour map over its recurrent "
+            "weight w and bias b, with a sharp boundary where the loss jumps by orders of magnitude. Bottom left: a slice "
             f"at b = {cfg.slice_b}; the loss drops abruptly at w ≈ {data['cliff_w']:.2f}, from "
             f"{data['loss_left_of_cliff']:.2g} just before the wall to {data['loss_right_of_cliff']:.2g} just after "
-            f"it. Right: the gradient along the "
+            f"it. Bottom right: the gradient along the "
             f"slice spikes to {data['max_grad']:.2g} at the wall, against a median of {data['median_grad']:.2g}.",
-        caption=f"x_t = w·σ(x_(t−1)) + b from x_0 = {cfg.x0}, {cfg.length} steps, loss (x_{cfg.length} − "
-                f"{cfg.target})², as in Pascanu, Mikolov & Bengio (2013). Float64; the slice has "
+        caption=f"$x_t = w\\,\\sigma(x_{{t-1}}) + b$ from $x_0 = {cfg.x0}$, {cfg.length} steps, loss "
+                f"$(x_{{{cfg.length}}} - {cfg.target})^2$, as in Pascanu, Mikolov & Bengio (2013). Float64; the slice has "
                 f"{cfg.slice_points} points, and a finer one finds a higher spike.")])
 
 
@@ -127,9 +128,9 @@ def training(cfg):
     left.set_ylim(*cfg.loss_ylim)  # a diverging run leaves through the top edge
     right.set_ylim(*cfg.grad_ylim)
     right.axhline(cfg.clip, color="0.3", ls=":", lw=1.1, label=f"clipping threshold {cfg.clip}")
-    below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize=8)
+    below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=1)
     finish(left, "training step", f"training MSE (mean of each {cfg.every} steps)", "Loss", **below)
-    finish(right, "training step", f"largest ‖∇θL‖ in each {cfg.every} steps, before clipping",
+    finish(right, "training step", rf"largest $\|\nabla_\theta L\|$ in each {cfg.every} steps, unclipped",
            "Gradient norm", **below)
     runs = data["runs"]
     unclipped = [r for label, r in runs.items() if "no clipping" in label]
@@ -204,8 +205,8 @@ def vanishing(cfg):
     below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16))
     finish(left, "training step", f"training MSE (mean of each {cfg.every} steps)",
            f"Vanilla RNN, adding problem, length {cfg.length}", **below)
-    finish(right, "distance back in time T − t (steps)", "‖share of ∂L/∂W_hh from step t‖",
-           "After training: ∂L/∂W_hh by time step", **below)
+    finish(right, "distance back in time T − t (steps)", r"$\|$share of $\partial L/\partial W_{hh}$ from step $t\|$",
+           r"After training: $\partial L/\partial W_{hh}$ by step", **below)
     mses = "; ".join(f"{label} {np.median(r['test_mse']):.3f}" for label, r in data["runs"].items())
     return Result(data, [Plot(
         "vanishing", fig,

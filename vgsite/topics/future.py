@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, log_line
+from vgsite.plots import LAYER_LABEL, RATIO_LABEL, RELATIVE_LABEL, figure, finish, layer_axis, log_line
 from vgsite.probes import derivative, gradient_flow, log_ratio, random_batch
 from vgsite.registry import Plot, Result, experiment
 
@@ -68,14 +68,14 @@ def norm_stacks(cfg):
                                  "log10_max_over_min": np.log10(signal.max() / signal.min()),
                                  "sweep_log10_ratio": sweep,
                                  "act_std_last": float(np.mean([f["act_std"][-1] for f in flows]))}
-    left.invert_xaxis()
-    finish(left, "layer l (output on the left, input on the right)", "‖∂L/∂h_l‖ / ‖∂L/∂h_L‖",
+    layer_axis(left, layers)
+    finish(left, "block ℓ (1 = next to the input)", RELATIVE_LABEL,
            f"{cfg.depth} blocks, width {cfg.width}, at initialisation", legend=False)
     right.axhline(0, color="0.3", lw=1)
     right.set_xscale("log", base=2)
     right.set_xticks(cfg.depths, [str(d) for d in cfg.depths])
     right.set_ylim(-2, 15)
-    finish(right, "depth (blocks)", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)", "The same ratio as depth grows", legend=False)
+    finish(right, "depth L (blocks)", RATIO_LABEL, "The same ratio as depth grows", legend=False)
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=2)
     stacks = data["stacks"]
     say = lambda label: f"{stacks[label]['log10_first_over_last']:+.1f}"
@@ -124,13 +124,13 @@ def selu(cfg):
     chi = (derivative("selu", z) ** 2 * density).sum().item() * (z[1] - z[0]).item()
     predicted = chi ** ((cfg.depth - layers) / 2)
     right.plot(layers, predicted, color=right.lines[0].get_color(), ls="--", lw=1.1,
-               label=f"SELU theory: √χ per layer, χ = {chi:.3f}")
+               label=rf"SELU theory: $\sqrt{{\chi}}$ per layer, $\chi = {chi:.3f}$")
     data["selu_chi"] = chi
     data["selu_predicted_log10_first_over_last"] = np.log10(predicted[0])
     left.axhline(1, color="0.3", ls="--", lw=1.1, label="SELU's fixed point: variance 1")
-    finish(left, "layer l", "variance of the activations h_l", "Forward: activations", legend=False)
-    right.invert_xaxis()
-    finish(right, "layer l (output on the left)", "‖∂L/∂h_l‖ / ‖∂L/∂h_L‖", "Backward: gradients", legend=False)
+    finish(left, LAYER_LABEL, r"$\mathrm{Var}(h_\ell)$, activations", "Forward: activations", legend=False)
+    layer_axis(right, layers)
+    finish(right, LAYER_LABEL, RELATIVE_LABEL, "Backward: gradients", legend=False)
     handles, labels = left.get_legend_handles_labels()
     extra = right.get_legend_handles_labels()
     fig.legend(handles + extra[0][-1:], labels + extra[1][-1:], loc="outside lower center", ncols=3)
@@ -190,8 +190,8 @@ def isometry(cfg):
                                "log10_median": np.mean(np.log10(np.median(spectra, axis=1)))}
     ax.set_yscale("log")
     ax.axhline(1, color="0.3", ls="--", lw=1.1, label="isometry: every singular value 1")
-    finish(ax, "rank", "singular value of ∂h_L/∂x", f"Input–output Jacobian of {cfg.depth} layers, width "
-           f"{cfg.width}", loc="lower left", ncols=2, fontsize=8)
+    finish(ax, "rank", r"singular value of $\partial h_L/\partial x$", f"Input–output Jacobian of {cfg.depth} layers, width "
+           f"{cfg.width}", loc="lower left", ncols=2)
     d = data["nets"]
     return Result(data, [Plot(
         "isometry", fig,

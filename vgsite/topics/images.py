@@ -4,7 +4,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from vgsite.nets import ConvNet
-from vgsite.plots import figure, finish, log_line, median_band
+from vgsite.plots import GRADIENT_LABEL, figure, finish, layer_axis, log_line, median_band
 from vgsite.probes import gradient_flow, log_ratio
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import across_seeds, digits, fit_seeds
@@ -42,16 +42,15 @@ def gradient_flow_at_init(cfg):
                                "log10_ratio_first_last": log_ratio(flow["signal"]),
                                "decades_per_layer": log_ratio(flow["signal"]) / (cfg.depth - 1),
                                "relu_off": flow["saturated"], "loss": flow["loss"]}
-    ax.invert_xaxis()
+    layer_axis(ax, layers)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    finish(ax, "conv layer l (the output is on the left, the input on the right)",
-           "‖∂L/∂h_l‖, back-propagated gradient",
+    finish(ax, "conv layer ℓ (1 = next to the input)", GRADIENT_LABEL,
            f"{cfg.depth} conv layers of {cfg.channels} channels, ReLU, default init, at initialisation",
-           loc="lower left")
+           loc="lower right")
     r = {k: v["log10_ratio_first_last"] for k, v in data["nets"].items()}
     return Result(data, [Plot(
         "gradient-flow-at-init", fig,
-        alt=f"Log-scale gradient norm at each of {cfg.depth} convolutional layers, output on the left. The plain "
+        alt=f"Log-scale gradient norm at each of {cfg.depth} convolutional layers, input on the left. The plain "
             f"network's gradient falls by {-r['plain']:.1f} decades toward the input; the residual one's "
             f"changes by {r['residual']:+.1f}, the plain one with batch norm by {r['plain + BN']:+.1f} and the "
             f"residual one with batch norm by {r['residual + BN']:+.1f} decades.",

@@ -8,7 +8,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, log_line
+from vgsite.plots import LAYER_LABEL, RATIO_LABEL, figure, finish, log_line
 from vgsite.probes import derivative, gradient_flow, log_histogram, random_batch
 from vgsite.registry import Plot, Result, experiment
 from vgsite import theory
@@ -62,7 +62,7 @@ def first_to_last(signal):
 @experiment(depth=30, scales=(0.01, 0.5, 1.0, 1.5), width=256, batch=64, seed=0, depths=(2, 4, 6, 8, 10, 12, 15,
                                                                                             20, 25, 30))
 def weight_scale(cfg):
-    fig, (left, right) = figure(ncols=2, width=8.4, height=6.2)
+    fig, (left, right) = figure(nrows=2, height=9.6)
     depths = np.arange(1, cfg.depth + 1)
     data = {"scalar": {}, "matrix": {"depths": list(cfg.depths), "nets": {}}}
     for scale in cfg.scales:
@@ -73,13 +73,15 @@ def weight_scale(cfg):
                                       "predicted_slope": math.log10(scale),
                                       "first_zero_depth": int(depths[~finite][0]) if (~finite).any() else None}
         notes = " (the notes)" if scale in (0.01, 1.5) else ""
-        line = log_line(left, depths, grads, label=f"w = {scale:g}{notes}: ×10^{slope:+.3f}/layer", marker="o", ms=3)
+        line = log_line(left, depths, grads, label=f"w = {scale:g}{notes}: ×$10^{{{slope:+.3f}}}$/layer", marker="o",
+                        ms=3, zero_note=False)
         left.plot(depths, float(scale) ** (depths - 1.0), color=line.get_color(), ls="--", lw=1)
     left.axhline(np.finfo(np.float32).smallest_subnormal, color="0.4", lw=0.8, ls=":")
-    left.annotate("smallest float32 ≈ 1.4e−45", (1, np.finfo(np.float32).smallest_subnormal), xytext=(2, 3),
-                  textcoords="offset points", fontsize=8, color="0.3")
-    finish(left, "depth L (layers)", "∂y/∂w₁ = w^(L−1)", "Scalar chain, every weight = w", legend=False)
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)
+    left.annotate(r"smallest float32 ≈ $1.4\times10^{-45}$", (1, np.finfo(np.float32).smallest_subnormal),
+                  xytext=(2, 3), textcoords="offset points", fontsize=9, color="0.3")
+    finish(left, "depth L (layers)", r"$\partial y/\partial w_1 = w^{L-1}$", "Scalar chain, every weight = w",
+           legend=False)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     for label, (net, c, act_factor) in matrix_nets(cfg.width).items():
         rows = [first_to_last(_flow(d, cfg.width, cfg.batch, cfg.seed, net)) for d in cfg.depths]
         ratios = np.array([r[0] for r in rows])
@@ -91,23 +93,25 @@ def weight_scale(cfg):
         line = log_line(right, cfg.depths, 10.0 ** ratios, label=f"{label}: ×{10 ** slope:.3f}/layer",
                         marker="o", ms=3)
         right.plot(cfg.depths, factor ** (np.array(cfg.depths) - 1.0), color=line.get_color(), ls="--", lw=1)
-    right.plot([], [], color="0.4", ls="--", lw=1, label="dashed: (c · √E[g′²])^(L−1), c = σ_w·√n")
-    finish(right, "depth L (layers)", "‖∂L/∂h₁‖ / ‖∂L/∂h_L‖",
-           f"Matrices, n = {cfg.width}: σ_w·√n counts", legend=False)
-    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)
+    right.plot([], [], color="0.4", ls="--", lw=1,
+               label=r"dashed: $(c\,\sqrt{\mathrm{E}[g'^2]})^{L-1}$, $c = \sigma_w\sqrt{n}$")
+    finish(right, "depth L (layers)", r"$\|\partial L/\partial h_1\|\,/\,\|\partial L/\partial h_L\|$",
+           rf"Matrices, $n = {cfg.width}$: $\sigma_w\sqrt{{n}}$ counts", legend=False)
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=1)
     s = data["scalar"]
     m = data["matrix"]["nets"]
     u_label = next(k for k in m if k.startswith("linear, U"))
-    alt = ("Left: in a chain of scalar weights the first weight's gradient is w to the power depth minus one: "
+    alt = ("Top: in a chain of scalar weights the first weight's gradient is w to the power depth minus one: "
            f"with w = 0.01 it falls two decades per layer and is exactly 0 (float32 underflow) from depth "
            f"{s['0.01']['first_zero_depth']}, with w = 1.5 it grows by 0.176 decades per layer, with w = 1 it stays "
-           f"at 1. Right: in {cfg.width}-wide networks the ratio of first- to last-layer gradient follows "
-           f"(σ_w·√n·slope)^(depth−1): a linear network whose weights are all below 0.2 in size explodes by "
+           f"at 1. Bottom: in {cfg.width}-wide networks the ratio of first- to last-layer gradient follows "
+           f"the weights' standard deviation times √n times the slope, to the power depth − 1: a linear network whose weights are all below 0.2 in size explodes by "
            f"×{10 ** m[u_label]['slope_per_layer']:.2f} per layer, ReLU with N(0, 1/n) weights vanishes by "
            f"×{10 ** m['ReLU, N(0, 1/n)']['slope_per_layer']:.2f} per layer and ReLU with He's N(0, 2/n) stays level.")
     return Result(data, [Plot(
         "weight-scale", fig, alt=alt,
-        caption=f"Left: float32 autograd through a chain of identical scalar weights. Right: freshly initialised "
+        caption=f"Top: float32 autograd through a chain of identical scalar weights (triangles on the bottom "
+                f"edge: exactly 0, float32 underflow). Bottom: freshly initialised "
                 f"networks of width {cfg.width}, one random batch of {cfg.batch} standard-normal inputs with random "
                 f"labels, cross-entropy, seed {cfg.seed}. Dashed: the prediction.")])
 
@@ -137,7 +141,7 @@ def crossing(gains, values):
 def gain_depth(cfg):
     gains = 2.0 ** np.linspace(*cfg.log2_gains[:2], int(cfg.log2_gains[2]))
     depths = np.array(cfg.depths)
-    fig, axes = figure(ncols=len(cfg.activations), width=8.4, height=5.0, sharey=True)
+    fig, axes = figure(ncols=len(cfg.activations), height=5.4, sharey=True)
     axes = np.atleast_1d(axes)
     norm = TwoSlopeNorm(vcenter=0, vmin=-cfg.vmax, vmax=cfg.vmax)
     data = {"gains": gains, "depths": depths, "nets": {}}
@@ -176,8 +180,7 @@ def gain_depth(cfg):
         theory = {"tanh": "1", "relu": "√2"}[act]
         measured = data["nets"][act]["critical_gain_measured"]
         ax.set_title(f"{name}: critical gain {theory} in theory,\n"
-                     f"{'—' if measured is None else f'{measured:.2f}'} measured (median over depth ≥ 10)",
-                     fontsize=10)
+                     f"{'—' if measured is None else f'{measured:.2f}'} measured (depth ≥ 10)")
         ticks = [0.25, 0.5, 1, math.sqrt(2), 2, 4]
         ax.set_xticks(ticks, ["0.25", "0.5", "1", "√2", "2", "4"])
         ax.minorticks_off()
@@ -189,12 +192,12 @@ def gain_depth(cfg):
                     weight="bold")
     axes[0].set_ylabel("depth L (layers)")
     bar = fig.colorbar(mesh, ax=list(axes), extend="both", shrink=0.95)
-    bar.set_label("log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)\nblue < 0: vanishing, red > 0: exploding")
+    bar.set_label(RATIO_LABEL + "\nblue < 0: vanishing, red > 0: exploding")
     handles = [Line2D([], [], color="black", ls="--", lw=1.4, label="theoretical critical gain"),
                Line2D([], [], color="0.1", lw=1.2, label="measured: ratio = 1 (contour)"),
                Line2D([], [], color="black", marker="v", ls="", label="gradient at layer 1 exactly 0 (underflow)"),
                Line2D([], [], color="black", marker="X", ls="", label="inf or nan (overflow)")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
+    fig.legend(handles=handles, loc="outside lower center", ncols=2)
     t, r = data["nets"].get("tanh"), data["nets"].get("relu")
     alt = (f"Two heatmaps of log10 of the first- to last-layer gradient ratio over gain (x, {gains[0]:g} to "
            f"{gains[-1]:g}, log scale) and depth (y, {depths[0]} to {depths[-1]} layers), blue for vanishing and "
@@ -219,7 +222,7 @@ INIT_LABELS = {"default": "PyTorch default U(±1/√n)", "xavier": "Xavier/Gloro
 @experiment(depth=20, width=256, batch=512, seed=0, inits=("default", "xavier", "kaiming", "orthogonal"),
             activations=("tanh", "relu"))
 def forward_variance(cfg):
-    fig, axes = figure(ncols=len(cfg.activations), width=8.4, height=5.8, sharey=True)
+    fig, axes = figure(ncols=len(cfg.activations), height=6.4, sharey=True)
     axes = np.atleast_1d(axes)
     layers = np.arange(1, cfg.depth + 1)
     data = {"layers": layers, "nets": {}}
@@ -262,9 +265,9 @@ def forward_variance(cfg):
                      marker=".")
         ax.plot([], [], color="0.4", ls="--", lw=1, label="dashed: mean-field prediction")
         name = {"tanh": "tanh", "relu": "ReLU"}[act]
-        finish(ax, "layer l", "Var(h_l), over units and inputs", f"{name}, width {cfg.width}, biases 0",
-               legend=False)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)
+        finish(ax, LAYER_LABEL, r"$\mathrm{Var}(h_\ell)$, over units and inputs", f"{name}, width {cfg.width}, "
+               "biases 0", legend=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14))
     r = data["nets"].get("relu", {})
     alt = "Two log-scale panels of the variance of each layer's activations over 20 layers, tanh and ReLU."
     if r:
@@ -279,7 +282,7 @@ def forward_variance(cfg):
         "forward-variance", fig, alt=alt,
         caption=f"One batch of {cfg.batch} standard-normal inputs, width {cfg.width}, seed {cfg.seed}, biases set "
                 "to 0 except for the grey dotted line. Dashed: the infinite-width (mean-field) prediction "
-                "q_(l+1) = n·Var(W)·E[g(z)²], z ~ N(0, q_l).")])
+                "$q_{\\ell+1} = n\\,\\mathrm{Var}(W)\\,\\mathrm{E}[g(z)^2]$, $z \\sim \\mathcal{N}(0, q_\\ell)$.")])
 
 
 @experiment(depth=5, width=500, batch=512, seed=0, bins=(-8.5, -3.5, 51))
@@ -291,8 +294,10 @@ def glorot_histograms(cfg):
     layers = np.arange(1, cfg.depth + 1)
     data = {"layers": layers, "bins": bins, "inits": {}}
     colors = colormaps["viridis"](np.linspace(0, 0.85, cfg.depth))
-    for ax, (init, title) in zip(axes, (("default", "standard init U(±1/√n_in)\n(PyTorch's default)"),
-                                        ("xavier", "normalised (Xavier) init\nU(±√(6/(n_in+n_out)))"))):
+    for ax, (init, title) in zip(axes, (("default", "standard init $U(\\pm 1/\\sqrt{n_{\\mathrm{in}}})$\n"
+                                                    "(PyTorch's default)"),
+                                        ("xavier", "normalised (Xavier) init\n"
+                                                   "$U(\\pm\\sqrt{6/(n_{\\mathrm{in}}+n_{\\mathrm{out}})})$"))):
         torch.manual_seed(cfg.seed)
         model = zero_biases(DeepMLP(cfg.depth, cfg.width, activation="tanh", init=init, d_in=x.shape[1]))
         gradient_flow(model, x, y)
@@ -310,8 +315,8 @@ def glorot_histograms(cfg):
         entry["std_first_over_last"] = entry["std"][0] / entry["std"][-1]
         entry["weight_grad_std_first_over_last"] = entry["weight_grad_std"][0] / entry["weight_grad_std"][-1]
         data["inits"][init] = entry
-        finish(ax, "log₁₀ |∂L/∂z_l|, back-propagated gradient", "fraction of units × examples", title,
-               loc="upper left", fontsize=8)
+        finish(ax, r"$\log_{10}|\partial L/\partial z_\ell|$, back-propagated", "fraction of units × examples",
+               title, loc="upper left")
     d, xv = data["inits"]["default"], data["inits"]["xavier"]
     # Per-layer factor sqrt(n Var W E[g'^2]) near z = 0: 1/sqrt(3) for the standard initialisation, 1 for Xavier.
     data["predicted_std_first_over_last"] = {

@@ -1,7 +1,7 @@
 """The headline figure: one number per layer, the gradient's per-layer factor, decides vanishing or exploding."""
 import numpy as np
 
-from vgsite.plots import figure, finish, mark_underflow
+from vgsite.plots import RATIO_LABEL, figure, finish, ratio_vs_depth
 from vgsite.probes import ratio_by_depth
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
@@ -27,19 +27,16 @@ def headline(cfg):
     for label, (net, factor) in NETS.items():
         ratios = ratio_by_depth(depths, cfg.seeds, cfg.width, cfg.batch, **net)
         mean = ratios.mean(axis=1)
-        (line,) = ax.plot(depths, np.where(np.isfinite(mean), mean, np.nan), marker="o", label=label)
-        mark_underflow(ax, depths, ~np.isfinite(mean), line.get_color(), label)
         entry = {"log10_ratio": mean, "per_seed": ratios}
         if factor is not None:
             entry["predicted"] = np.log10(factor) * (depths - 1)
-            ax.plot(depths, entry["predicted"], color=line.get_color(), ls="--", lw=1)
+        ratio_vs_depth(ax, depths, mean, label=label, theory=entry.get("predicted"), theory_label="")
         data["nets"][label] = entry
-    ax.axhline(0, color="0.3", lw=1)
-    ax.plot([], [], color="0.4", ls="--", lw=1, label="theory: (depth − 1) · log₁₀(factor per layer)")
+    ax.plot([], [], color="0.4", ls="--", lw=1.3, label=r"theory: $(L-1)\,\log_{10}$(factor per layer)")
     ax.set_ylim(-45, 12)
     ax.annotate("exploding ↑", (depths[-1], 11), ha="right", va="top", color="0.35", style="italic")
     ax.annotate("vanishing ↓", (depths[-1], -20), ha="right", va="top", color="0.35", style="italic")
-    finish(ax, "depth (layers)", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)",
+    finish(ax, "depth L (layers)", RATIO_LABEL,
            "Gradient at the first layer relative to the last, at initialisation", legend=False)
     fig.legend(loc="outside lower center", ncols=2)
     for entry in data["nets"].values():

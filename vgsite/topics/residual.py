@@ -4,7 +4,8 @@ import math
 import numpy as np
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, log_line, mark_underflow, median_band
+from vgsite.plots import (GRADIENT_LABEL, LAYER_LABEL, RATIO_LABEL, figure, finish, layer_axis, log_line, median_band,
+                          power_of_ten, ratio_vs_depth)
 from vgsite.probes import ratio_by_depth, log_ratio, norm, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import WEIGHT_VARIANCE, bn_factor, per_layer_factor, slope2, variance
@@ -56,13 +57,13 @@ def gradient_flow(cfg):
         log_line(ax, layers, flow["signal"], label=label, marker="o" if "BN" in label else None, ms=2.5,
                  **STYLES[label])
         data["nets"][label] = {"signal": flow["signal"], "log10_ratio_first_last": log_ratio(flow["signal"])}
-    ax.invert_xaxis()
-    finish(ax, "layer l (the output is on the left, the input on the right)", "‖∂L/∂h_l‖, back-propagated gradient",
-           f"{cfg.depth}-layer tanh MLP, width {cfg.width}, default init, at initialisation", loc="lower left")
+    layer_axis(ax, layers)
+    finish(ax, LAYER_LABEL, GRADIENT_LABEL,
+           f"{cfg.depth}-layer tanh MLP, width {cfg.width}, default init, at initialisation", loc="lower right")
     r = {k: v["log10_ratio_first_last"] for k, v in data["nets"].items()}
     return Result(data, [Plot(
         "gradient-flow", fig,
-        alt=f"Log-scale gradient norm at each of {cfg.depth} layers, output on the left. The plain tanh net's "
+        alt=f"Log-scale gradient norm at each of {cfg.depth} layers, input on the left. The plain tanh net's "
             f"gradient falls by {-r['plain']:.0f} decades toward the input; with skip connections it instead "
             f"changes by {r['residual']:+.1f} decades; the plain net with batch norm grows by {r['plain + BN']:.1f} "
             f"decades and the residual one with batch norm by {r['residual + BN']:.1f}.",
@@ -79,19 +80,15 @@ def depth_sweep(cfg):
     for label, net in NETS.items():
         ratios = ratio_by_depth(depths, cfg.seeds, cfg.width, cfg.batch, **net)
         mean = ratios.mean(axis=1)
-        finite = np.isfinite(mean)
-        (line,) = ax.plot(depths, np.where(finite, mean, np.nan), marker="o", label=label, **STYLES[label])
-        mark_underflow(ax, depths, ~finite, line.get_color(), label)
         entry = {"log10_ratio": mean, "per_seed": ratios}
         predicted = predictions(label, depths)
+        ratio_vs_depth(ax, depths, mean, label=label, theory=predicted, theory_label="", **STYLES[label])
         if predicted is not None:
-            ax.plot(depths, predicted, color=line.get_color(), ls="--", lw=1)
             entry["predicted"] = predicted
         data["nets"][label] = entry
-    ax.axhline(0, color="0.3", lw=1)
-    ax.plot([], [], color="0.4", ls="--", lw=1, label="theory (dashed, same colour)")
+    ax.plot([], [], color="0.4", ls="--", lw=1.3, label="theory (dashed, same colour)")
     ax.set_ylim(max(ax.get_ylim()[0], -30), None)
-    finish(ax, "depth (layers)", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)",
+    finish(ax, "depth L (layers)", RATIO_LABEL,
            "First-layer gradient relative to the last, at initialisation", loc="lower left")
     d = data["nets"]
     return Result(data, [Plot(
@@ -104,8 +101,8 @@ def depth_sweep(cfg):
             f"{d['residual + BN']['log10_ratio'][-1]:.1f} decades at {depths[-1]} layers, on its dashed "
             "power-law prediction.",
         caption=f"Mean over {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}, width {cfg.width}, one random batch of {cfg.batch}. Dashed: "
-                "(depth − 1)·log₁₀ of the per-layer factor for the plain nets; for the residual net with batch "
-                "norm the product of 1 + E[tanh′²]/Var(h_l), which grows like a power of the depth. The y-axis "
+                "$(L-1)\\log_{10}$ of the per-layer factor for the plain nets; for the residual net with batch "
+                "norm the product of $1 + \\mathrm{E}[\\tanh'^2]/\\mathrm{Var}(h_\\ell)$, which grows like a power of the depth. The y-axis "
                 "is cut at −30.")])
 
 
@@ -174,7 +171,8 @@ def degradation(cfg):
         axes[col].set_yscale("log")
         finish(axes[col], "training step", "training loss (cross-entropy)" if col == 0 else "",
                f"{kind.split(' ')[0]} (tanh + batch norm)", loc="lower left")
-    finish(grads_ax, "layer l (1 = next to the input)", "‖∂L/∂W_l‖, weight gradient",
+    layer_axis(grads_ax, layers)
+    finish(grads_ax, LAYER_LABEL, r"$\|\partial L/\partial W_\ell\|$, weight gradient",
            f"{max(cfg.depths)}-layer nets on the digits: no layer's gradient vanishes", loc="best")
     runs = data["runs"]
     final = {k: np.median(v["final_train_loss"]) for k, v in runs.items()}
@@ -197,9 +195,9 @@ def degradation(cfg):
              alt=f"Weight-gradient norm of each of the {deep} layers, log scale, at initialisation (dotted) and "
                  f"averaged over the last 100 training steps (solid), median of {n} seeds with the range shaded. "
                  f"In the plain net the first layer's gradient is "
-                 f"10^{np.median(plain_deep['log10_weight_grad_first_over_last_at_init']):.1f} times the last "
-                 f"layer's at initialisation and "
-                 f"10^{np.median(plain_deep['log10_weight_grad_first_over_last_late']):.1f} times late in "
+                 f"{power_of_ten(np.median(plain_deep['log10_weight_grad_first_over_last_at_init']), 1)} times "
+                 f"the last layer's at initialisation and "
+                 f"{power_of_ten(np.median(plain_deep['log10_weight_grad_first_over_last_late']), 1)} times late in "
                  "training: larger, not vanishing. The residual net's gradients are of similar size at every layer.",
-             caption=f"The {deep}-layer runs of the figure above. ‖∂L/∂W_l‖ at every step of training, recorded "
+             caption=f"The {deep}-layer runs of the degradation figure. $\\|\\partial L/\\partial W_\\ell\\|$ at every step of training, recorded "
                      "before each update; line: median over the seeds, band: their range.")])

@@ -12,7 +12,7 @@ from torch import nn
 
 from vgsite import health
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, median_band
+from vgsite.plots import LAYER_LABEL, figure, finish, fit_to_column, median_band, power_of_ten
 from vgsite.probes import gradient_flow, log_histogram, log_ratio, norm
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
@@ -125,22 +125,22 @@ def diagnostics(cfg, records, histories):
 
 
 def profile_plot(cfg, moments, out):
-    fig, axes = figure(ncols=2, height=4.0, width=8.6, sharey=True)
+    fig, axes = figure(ncols=2, height=4.6, sharey=True)
     layers = np.arange(1, cfg.depth + 1)
     for ax, (key, title) in zip(axes, (("init", "at initialisation"), ("trained", list(moments)[-1]))):
         o = out[key]
-        median_band(ax, layers, o["signal"]["per_seed"], label="‖∂L/∂h_l‖, back-propagated signal", log=True,
+        median_band(ax, layers, o["signal"]["per_seed"], label=r"$\|\partial L/\partial h_\ell\|$, back-propagated signal", log=True,
                     marker="o", ms=3, color="#0072B2")
-        median_band(ax, layers, o["weight"]["per_seed"], label="‖∂L/∂W_l‖, weight gradient", log=True,
+        median_band(ax, layers, o["weight"]["per_seed"], label=r"$\|\partial L/\partial W_\ell\|$, weight gradient", log=True,
                     marker="s", ms=3, color="#D55E00")
-        median_band(ax, layers, o["input_norm"]["per_seed"], label="‖h_(l−1)‖, the layer's input", log=True,
+        median_band(ax, layers, o["input_norm"]["per_seed"], label=r"$\|h_{\ell-1}\|$, the layer's input", log=True,
                     marker="^", ms=3, color="#009E73", lw=1.2)
         if title == "at initialisation":
             sig, inp = o["signal"]["median"], o["input_norm"]["median"]
             ax.plot(layers, sig[-1] * FACTOR ** (cfg.depth - layers), color="#0072B2", ls="--", lw=1,
-                    label="theory: ×√(1/3) per layer")
+                    label=r"theory: $\times\sqrt{1/3}$ per layer")
             ax.plot(layers[1:], inp[1] * FACTOR ** (layers[1:] - 2), color="#009E73", ls="--", lw=1)
-        finish(ax, "layer l (input side on the left)", "norm over a batch of 256" if ax is axes[0] else "", title,
+        finish(ax, LAYER_LABEL, "norm over a batch of 256" if ax is axes[0] else "", title,
                legend=False)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     s, e = out["init"], out["trained"]
@@ -159,9 +159,10 @@ def profile_plot(cfg, moments, out):
 
 
 def histogram_plot(cfg, moments, out):
-    kinds = (("activation", "log₁₀|h_l|, activations"), ("signal", "log₁₀|∂L/∂h_l|, back-propagated"),
-             ("weight", "log₁₀|∂L/∂W_l|, weight gradients"))
-    fig, axes = figure(ncols=3, nrows=2, height=5.6, width=10, sharex="col")
+    kinds = (("activation", r"$\log_{10}|h_\ell|$, activations"),
+             ("signal", r"$\log_{10}|\partial L/\partial h_\ell|$, backward"),
+             ("weight", r"$\log_{10}|\partial L/\partial W_\ell|$, weights"))
+    fig, axes = figure(ncols=3, nrows=2, height=6.4, sharex="col")
     axes = axes.reshape(2, 3)
     out["histograms"] = {}
     for col, (kind, xlabel) in enumerate(kinds):
@@ -186,12 +187,11 @@ def histogram_plot(cfg, moments, out):
                     "counts": h["counts"], "zeros": h["zeros"], "total": h["total"],
                     "zeros_per_seed": h["zeros"] // len(flows), "median_log10": medians}
             if notes:
-                ax.text(0.02, 0.97, "exact zeros (not on the axis):\n" + "\n".join(notes), transform=ax.transAxes,
-                        va="top", fontsize=7.5, color="0.25")
+                ax.set_title("exact zeros, not shown:\n" + "\n".join(notes), loc="right", fontsize=9, color="0.25")
             out["histograms"][key].setdefault("edges", {})[kind] = edges
             finish(ax, xlabel if row == 1 else "", "share of entries" if col == 0 else "",
-                   f"{moment}" if col == 1 else None, legend=(row == 0 and col == 0), loc="upper left",
-                   fontsize=7.5)
+                   f"{moment}" if col == 1 else None, legend=False)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=len(cfg.hist_layers))
     first, last = str(cfg.hist_layers[0]), str(cfg.hist_layers[-1])
     gap = lambda moment, kind: np.median(np.subtract(out["histograms"][moment][kind][last]["median_log10"],
                                                      out["histograms"][moment][kind][first]["median_log10"]))
@@ -212,14 +212,15 @@ def histogram_plot(cfg, moments, out):
 
 def heatmap_plot(cfg, record, out):
     seed = cfg.seeds[0]
-    fig = health.figure(record, title=f"vgsite.health's figure for the {cfg.depth}-layer tanh network, seed {seed}")
+    fig = fit_to_column(health.figure(record, title=f"vgsite.health's figure for the {cfg.depth}-layer tanh "
+                                                    f"network, seed {seed}"))
     d = out["diagnostics"]
     return Plot("heatmap", fig,
                 alt=f"Two heatmaps drawn by vgsite.health, layer against training step, log colour scales: the "
                     f"weight-gradient norm and the update ratio of each layer of seed {seed}. During the plateau "
                     f"both are level across the hidden layers (the weight gradient of the first hidden layer is "
                     f"{d['gradient_plateau'][0]:+.1f} decades from the last's, median over the plateau), and dark: "
-                    f"updates of about 10^{d['update_plateau_median_log10'][0]:.1f} of the weights a step. When the "
+                    f"updates of about {power_of_ten(d['update_plateau_median_log10'][0], 1)} of the weights a step. When the "
                     f"loss leaves the plateau"
                     + (f" at step {d['escape_step'][0]}" if d['escape_step'][0] is not None else "")
                     + " both brighten in every layer at once. The last sample has no update (training ended).",
@@ -229,9 +230,9 @@ def heatmap_plot(cfg, record, out):
 
 
 def trend_plot(cfg, records, histories, out):
-    fig = health.trend_figure(records, histories, labels=[f"seed {s}" for s in cfg.seeds],
-                              title=f"vgsite.health on the {cfg.depth}-layer tanh network: layers 1 and "
-                                    f"{cfg.depth} compared, {len(cfg.seeds)} seeds")
+    fig = fit_to_column(health.trend_figure(records, histories, labels=[f"seed {s}" for s in cfg.seeds],
+                                            title=f"vgsite.health on the {cfg.depth}-layer tanh network: layers 1 "
+                                                  f"and {cfg.depth} compared, {len(cfg.seeds)} seeds"))
     d = out["diagnostics"]
     return Plot("diagnostics", fig,
                 alt=f"Five panels against the training step, one line per seed. The loss sits at ln 10 until it "
@@ -249,7 +250,7 @@ def trend_plot(cfg, records, histories, out):
 
 
 def saturation_plot(cfg, out, after, big):
-    fig, (left, right) = figure(ncols=2, height=4.3, width=8.6)
+    fig, (left, right) = figure(ncols=2, height=4.6)
     layers = np.arange(1, cfg.depth + 1)
     series = (("standard init, at initialisation", out["init"], dict(color="#0072B2")),
               (f"standard init, {after}", out["trained"], dict(color="#0072B2", ls="--")),
@@ -260,9 +261,9 @@ def saturation_plot(cfg, out, after, big):
     most = max(out["most_saturated_in_training"])
     left.axhline(most, color="#0072B2", ls=":", lw=1.2, label="standard init, most in any layer during training")
     left.set_ylim(-0.01, max(0.05, 1.25 * max(np.max(out["big"]["saturated"]["max"]), most)))
-    finish(left, "layer l", "share of saturated units (|tanh′| < 0.01)", "Saturation", legend=False)
+    finish(left, LAYER_LABEL, "share of saturated units (|tanh′| < 0.01)", "Saturation", legend=False)
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=2)
-    finish(right, "layer l", "‖∂L/∂h_l‖", "Back-propagated gradient", legend=False)
+    finish(right, LAYER_LABEL, r"$\|\partial L/\partial h_\ell\|$", "Back-propagated gradient", legend=False)
     s, b = out["init"], out["big"]
     return Plot("saturation", fig,
                 alt=f"Left: the share of saturated tanh units per layer, median of {len(cfg.seeds)} seeds. The "

@@ -115,7 +115,7 @@ def smoothed(run, key, k):
 
 
 def loss_curves(cfg, runs):
-    fig, (left, right) = figure(ncols=2, height=4.0, width=8.4)
+    fig, (left, right) = figure(ncols=2, height=4.6)
     for d, run in runs["sigmoid"].items():
         colour = depth_colour(d, cfg.depths)
         median_band(left, run["step"], smoothed(run, "loss", cfg.smooth), color=colour, lw=1.4,
@@ -129,15 +129,15 @@ def loss_curves(cfg, runs):
         median_band(right, run["step"], smoothed(run, "test_acc", cfg.smooth), lw=2, **style)
     left.axhline(CHANCE_LOSS, color="0.3", ls=":", lw=1)
     left.annotate("ln 10: guessing", (cfg.steps, CHANCE_LOSS), xytext=(0, 3), textcoords="offset points",
-                  ha="right", va="bottom", color="0.3", fontsize=8.5)
+                  ha="right", va="bottom", color="0.3", fontsize=9)
     right.axhline(0.1, color="0.3", ls=":", lw=1)
     right.annotate("chance", (cfg.steps, 0.1), xytext=(0, 3), textcoords="offset points", ha="right",
-                   va="bottom", color="0.3", fontsize=8.5)
+                   va="bottom", color="0.3", fontsize=9)
     left.set_ylim(0, 2.7)
     right.set_ylim(0, 1)
     finish(left, "training step", "training loss (cross-entropy)", "Loss", legend=False)
     finish(right, "training step", "test accuracy", "Test accuracy", legend=False)
-    fig.legend(*left.get_legend_handles_labels(), loc="outside right center", fontsize=8)
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=3)
     sig = runs["sigmoid"]
     stuck = [d for d, r in sig.items() if all(e is None for e in r["escape_step"])]
     escaped = {d: summary(r["escape_step"]) for d, r in sig.items() if d not in stuck}
@@ -161,7 +161,9 @@ def update_ratios(cfg, runs):
     panels = [(f"sigmoid, depth {d}", runs["sigmoid"][d]) for d in cfg.ratio_depths]
     panels += [(f"{label}, depth {cfg.remedy_depth}", runs[label][cfg.remedy_depth])
                for label in ("ReLU + He init", "sigmoid + batch norm")]
-    fig, axes = figure(ncols=len(panels), height=3.9, width=2.6 * len(panels) + 1.2, sharey=True)
+    cols = 2
+    rows = -(-len(panels) // cols)
+    fig, axes = figure(ncols=cols, nrows=rows, height=2.9 * rows + 1.0, sharey=True, sharex=True)
     deepest = max(r["depth"] for _, r in panels)
     for ax, (title, run) in zip(axes, panels):
         ratio = np.asarray(run["update_ratio"])  # (seeds, updates, layers)
@@ -177,7 +179,11 @@ def update_ratios(cfg, runs):
             ax.scatter(np.zeros(depth - 1), predicted, marker="_", s=140, color="0.2", zorder=5,
                        label="theory at step 0" if ax is axes[0] else None)
         ax.set_yscale("log")
-        finish(ax, "training step", "‖ΔW_l‖ / ‖W_l‖ per update" if ax is axes[0] else "", title, legend=False)
+        first_column, bottom_row = list(axes).index(ax) % cols == 0, list(axes).index(ax) >= len(axes) - cols
+        finish(ax, "training step" if bottom_row else "",
+               r"$\|\Delta W_\ell\|\,/\,\|W_\ell\|$ per update" if first_column else "", title, legend=False)
+    for ax in list(axes)[len(panels):]:
+        ax.remove()
     handles, labels = [], []
     for ax in axes:
         for h, l in zip(*ax.get_legend_handles_labels()):
@@ -186,7 +192,7 @@ def update_ratios(cfg, runs):
                 labels.append(l)
     order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("theory"))
     handles, labels = [handles[i] for i in order], [labels[i] for i in order]
-    fig.legend(handles, labels, loc="outside right center", fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncols=4)
     s6, s4 = runs["sigmoid"][cfg.ratio_depths[-1]], runs["sigmoid"][cfg.ratio_depths[0]]
     gap = -np.log10(np.asarray(s6["first_over_last_early"]))
     closed = np.asarray(s4["first_over_last_end"]) > np.asarray(s4["first_over_last_early"])
@@ -198,14 +204,14 @@ def update_ratios(cfg, runs):
                     + ("closes" if closed.all() else "closes in some seeds") + " when the loss leaves its plateau. "
                     "With ReLU and He initialisation, or with batch normalisation, all layers move at about the same "
                     "rate.",
-                caption=f"‖ΔW_l‖/‖W_l‖ of one SGD update, every {cfg.ratio_every} steps, geometric moving average "
+                caption=f"$\\|\\Delta W_\\ell\\|/\\|W_\\ell\\|$ of one SGD update, every {cfg.ratio_every} steps, geometric moving average "
                         f"over 5 samples; the same runs as the loss curves ({seeds_text(cfg)}; line: median, band: "
-                        "range). Dashes at step 0: the median ratio of the last layer times (√(1/3)/4) per layer "
+                        "range). Dashes at step 0: the median ratio of the last layer times $\\sqrt{1/3}/4$ per layer "
                         "below it.")
 
 
 def depth_sweep(cfg, runs):
-    fig, (loss_ax, acc_ax, esc_ax) = figure(ncols=3, height=4.1, width=10)
+    fig, (loss_ax, acc_ax, esc_ax, key_ax) = figure(ncols=2, nrows=2, height=6.8)
     depths = sorted(set(cfg.depths) | set(cfg.relu_depths) | {cfg.remedy_depth})
     offsets = {"sigmoid": -0.12, "ReLU + He init": 0.0, "sigmoid + batch norm": 0.12}
     for label, marker, colour in (("sigmoid", "o", "#0072B2"), ("ReLU + He init", "s", "#D55E00"),
@@ -228,7 +234,7 @@ def depth_sweep(cfg, runs):
         if never.any():
             esc_ax.scatter(ds[never] + offsets[label], np.full(never.sum(), cfg.steps * 1.6), marker="^", s=40,
                            color=colour, zorder=5, clip_on=False,
-                           label=f"{label}: not within {cfg.steps} steps (some or all seeds)")
+                           label=f"{label}: not within {cfg.steps} steps\n(some or all seeds)")
     loss_ax.axhline(CHANCE_LOSS, color="0.3", ls=":", lw=1, label="guessing (ln 10)")
     acc_ax.axhline(0.1, color="0.3", ls=":", lw=1, label="chance")
     esc_ax.axhline(cfg.steps, color="0.3", ls=":", lw=1)
@@ -248,7 +254,8 @@ def depth_sweep(cfg, runs):
         if l not in labels:
             handles.append(h)
             labels.append(l)
-    fig.legend(handles, labels, loc="outside lower center", ncols=3)
+    key_ax.axis("off")
+    key_ax.legend(handles, labels, loc="center left", frameon=False)
     sig = runs["sigmoid"]
     last_ok = max(d for d, r in sig.items() if all(e is not None for e in r["escape_step"]))
     return Plot("depth-sweep", fig,

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from vgsite.plots import figure, finish, log_line, mark_underflow
+from vgsite.plots import RATIO_LABEL, figure, finish, gradient_by_layer, ratio_vs_depth
 from vgsite.probes import ratio_by_depth, derivative, log_ratio, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
@@ -56,7 +56,7 @@ def gradient_norms(cfg):
     data = {"layers": layers, "nets": {}}
     for i, (label, net) in enumerate(NETS.items()):
         flow = probe_at_init(cfg.depth, cfg.width, cfg.batch, cfg.seed, **net)
-        log_line(ax, layers, flow["signal"], label=label, marker="o", ms=3)
+        gradient_by_layer(ax, layers, flow["signal"], label=label, marker="o", ms=3)
         data["nets"][label] = {"signal": flow["signal"], "log10_ratio_first_last": log_ratio(flow["signal"])}
         if net["activation"] == "sigmoid":
             # Bound: ||dL/dh_{l-1}|| <= ||W_l||_2 * max sigma' * ||dL/dh_l||, with max sigma' = 1/4.
@@ -70,16 +70,14 @@ def gradient_norms(cfg):
                 bound.append(bound[-1] * s / 4)
             bound = bound[::-1]
             ax.plot(layers, bound, color=ax.lines[-1].get_color(), ls="--", lw=1.2,
-                    label="sigmoid bound: ∏ ‖W‖₂ / 4")
+                    label=r"sigmoid bound: $\prod\,\|W_\ell\|_2\,/\,4$")
             data["nets"][label]["bound"] = bound
-    ax.invert_xaxis()
-    finish(ax, "layer l (the output is on the left, the input on the right)",
-           "‖∂L/∂h_l‖, back-propagated gradient", f"{cfg.depth}-layer MLP, width {cfg.width}, at initialisation",
-           loc="lower left")
+    finish(ax, ax.get_xlabel(), ax.get_ylabel(), f"{cfg.depth}-layer MLP, width {cfg.width}, at initialisation",
+           loc="lower right")
     r = {label: net["log10_ratio_first_last"] for label, net in data["nets"].items()}
     return Result(data, [Plot("gradient-norms", fig,
                               alt=f"Log-scale plot of the back-propagated gradient norm at each of {cfg.depth} "
-                                  f"layers, read from the output (left) to the input (right). Sigmoid falls by "
+                                  f"layers, from the input (left) to the output (right). Sigmoid falls by "
                                   f"{-r['sigmoid, default init']:.1f} decades, a factor of ten every "
                                   f"{(cfg.depth - 1) / -r['sigmoid, default init']:.1f} layers, below its dashed "
                                   f"bound; tanh and ReLU with PyTorch's default initialisation also shrink steadily "
@@ -96,17 +94,14 @@ def depth_sweep(cfg):
     for label, net in NETS.items():
         ratios = ratio_by_depth(cfg.depths, cfg.seeds, cfg.width, cfg.batch, **net)
         mean = np.array([np.mean(r) for r in ratios])  # -inf where a first-layer gradient underflowed to 0
-        (line,) = ax.plot(cfg.depths, np.where(np.isfinite(mean), mean, np.nan), marker="o", label=label)
-        mark_underflow(ax, cfg.depths, ~np.isfinite(mean), line.get_color(), label)
         predicted = np.log10(PER_LAYER_FACTOR[label]) * (np.array(cfg.depths) - 1)
-        ax.plot(cfg.depths, predicted, color=line.get_color(), ls="--", lw=1)
+        ratio_vs_depth(ax, cfg.depths, mean, label=label, theory=predicted, theory_label="")
         data["nets"][label] = {"log10_ratio": mean, "per_seed": ratios, "predicted": predicted,
                                "predicted_slope_per_layer": np.log10(PER_LAYER_FACTOR[label]),
                                "slope_per_layer": float(np.polyfit(np.array(cfg.depths)[np.isfinite(mean)],
                                                                    mean[np.isfinite(mean)], 1)[0])}
-    ax.axhline(0, color="0.3", lw=1)
-    ax.plot([], [], color="0.4", ls="--", lw=1, label="theory (dashed, same colour)")
-    finish(ax, "depth (layers)", "log₁₀(‖∂L/∂h₁‖ / ‖∂L/∂h_L‖)",
+    ax.plot([], [], color="0.4", ls="--", lw=1.3, label="theory (dashed, same colour)")
+    finish(ax, "depth L (layers)", RATIO_LABEL,
            "How much the gradient shrinks from the last layer to the first", loc="lower left")
     return Result(data, [Plot("depth-sweep", fig,
                               alt="Log10 of the ratio of first-layer to last-layer gradient norm against depth "

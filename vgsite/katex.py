@@ -1,0 +1,94 @@
+"""Math typeset at build time by KaTeX: HTML that needs no script to read, with TeX's spacing, and fonts the site
+ships itself (no CDN).
+
+KaTeX runs in this process (pykatex embeds KaTeX 0.16.22 in QuickJS). Its stylesheet and fonts, of the same
+release, come from npm's tarball: `make install` runs `python -m vgsite.katex fetch` once, which checks the
+tarball against the sha512 npm publishes and keeps only what a browser needs (the CSS and the woff2 fonts).
+"""
+import base64
+import hashlib
+import io
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+VERSION = "0.16.22"  # the KaTeX inside pykatex 0.1.1 (requirements.lock): stylesheet and fonts must match it
+TARBALL = f"https://registry.npmjs.org/katex/-/katex-{VERSION}.tgz"
+INTEGRITY = "sha512-XCHRdUw4lf3SKBaJe4EvgqIuWwkPSo9XoeO8GjQW94Bp7TWv9hNhzZjZ+OH9yf1UmLygb7DIT5GSFQiyt16zYg=="
+ASSETS = Path(sys.prefix) / f"katex-{VERSION}"  # in the virtual environment: `make distclean` removes it
+STYLESHEET = "katex.min.css"
+SITE_DIR = "assets/katex"  # where the site serves them
+TEX_ANNOTATION = re.compile(r'<annotation encoding="application/x-tex">.*?</annotation>', re.S)
+
+
+class MathError(ValueError):
+    """A formula KaTeX cannot typeset."""
+
+
+def render(tex: str, display: bool = False) -> str:
+    """HTML for one formula: KaTeX's layout, with MathML beside it for screen readers."""
+    import pykatex
+
+    try:
+        typeset = pykatex.renderToString(tex, displayMode=display, output=pykatex.OUTPUT_HTML_AND_MATHML,
+                                         throwOnError=True, strict=pykatex.STRICT_IGNORE)
+    except pykatex.ParseError as err:
+        raise MathError(str(err).removeprefix("KaTeX parse error: ")) from None
+    # The TeX source KaTeX keeps in the MathML is read by no screen reader, but the search index would show it.
+    return TEX_ANNOTATION.sub("", typeset)
+
+
+def assets() -> list[Path]:
+    """The stylesheet and fonts to publish; empty if they have not been fetched."""
+    if not (ASSETS / STYLESHEET).is_file():
+        return []
+    return [ASSETS / STYLESHEET] + sorted((ASSETS / "fonts").glob("*.woff2"))
+
+
+def fetch(url: str = TARBALL, integrity: str = INTEGRITY, into: Path = ASSETS) -> Path:
+    """Download KaTeX's release from npm once, check it, and unpack its CSS and woff2 fonts into `into`."""
+    if (into / STYLESHEET).is_file():
+        return into
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            data = response.read()
+    except OSError as err:
+        raise OSError(f"cannot download KaTeX {VERSION} from {url} ({err}); the site's math needs its "
+                      f"stylesheet and fonts") from None
+    algorithm, _, expected = integrity.partition("-")
+    if base64.b64encode(hashlib.new(algorithm, data).digest()).decode() != expected:
+        raise OSError(f"{url} does not match its published {algorithm} checksum; not unpacked")
+    into.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".katex-", dir=into.parent))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                name = member.name.removeprefix("package/dist/")
+                keep = name == STYLESHEET or (name.startswith("fonts/") and name.endswith(".woff2")
+                                               and "/" not in name[6:])
+                if member.isfile() and keep:
+                    (scratch / name).parent.mkdir(exist_ok=True)
+                    (scratch / name).write_bytes(tar.extractfile(member).read())
+        css = scratch / STYLESHEET
+        if not css.is_file():
+            raise OSError(f"{url} has no dist/{STYLESHEET}")
+        # Only woff2 is shipped (every browser the theme supports reads it): drop the woff and ttf fallbacks.
+        css.write_text(re.sub(r',url\(fonts/[^)]+\.(?:woff|ttf)\) format\("(?:woff|truetype)"\)', "",
+                              css.read_text()))
+        scratch.rename(into)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return into
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["fetch"]:
+        sys.exit("usage: python -m vgsite.katex fetch")
+    try:
+        print(f"KaTeX {VERSION} stylesheet and fonts in {fetch()}")
+    except OSError as err:
+        sys.exit(f"Error: {err}")
