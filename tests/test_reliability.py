@@ -535,7 +535,7 @@ def test_random_kills_during_the_experiments_never_leave_a_torn_file(tiny):
         proc = start(tiny, "figures", "--force", "-j", "2")
         time.sleep(delay)
         proc.kill()
-        proc.communicate()
+        proc.communicate(timeout=60)  # its workers end with it: none holds the pipes open
         if (tiny / "figures" / "manifest.json").exists():
             for entry in manifest_of(tiny).values():
                 for rel, digest in entry["outputs"].items():

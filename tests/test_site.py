@@ -98,6 +98,21 @@ def test_katex_assets_are_unpacked_only_from_a_tarball_that_matches_its_checksum
         katex.fetch((tmp_path / "missing.tgz").as_uri(), good, tmp_path / "again")
 
 
+def test_the_search_index_holds_prose_not_code_settings_or_math_twice(site_dir):
+    """Every page fetches the index: it keeps the prose, and leaves out notebook code, the folded run settings
+    under each figure, and KaTeX's MathML copy of each formula (the snippet would read "L−1L−1")."""
+    import json
+
+    docs = json.loads((site_dir / "search" / "search_index.json").read_text())["docs"]
+    text = {d["location"]: d["text"] for d in docs}
+    everything = "\n".join(text.values())
+    assert "from vgsite.lab import" not in everything
+    assert "vgsite figures vanishing/" not in everything
+    assert "L−1L−1" not in everything
+    vanishing = " ".join(t for loc, t in text.items() if loc.startswith("vanishing/"))
+    assert "slope" in vanishing and "σ′" in vanishing  # the prose and the formulas' text are still there, once
+
+
 def test_no_page_loads_anything_from_another_host(site_dir):
     for path in site_dir.rglob("*.html"):
         for url in parse(path).urls:

@@ -303,13 +303,15 @@ def signals_deferred():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _worker_init():
-    """Workers leave Ctrl-C to the main process, which stops them itself; they end when it is gone (SIGKILL)."""
+def _worker_init(parent: int):
+    """Workers leave Ctrl-C to the main process, which stops them itself; they end when it is gone (SIGKILL).
+
+    `parent` is the main process's pid, passed in: a worker that starts after its parent was killed already has
+    another parent (init), and must see that and end, not wait for a change that already happened."""
     import threading
     import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
 
     def watch():
         while os.getppid() == parent:
@@ -342,7 +344,8 @@ def run_parallel(names: list[str], work: Callable, record: Callable, jobs: int, 
         for name in names:
             done(name, work(name))
         return outcomes
-    pool = ProcessPoolExecutor(min(jobs, len(names)), mp_context=get_context("spawn"), initializer=_worker_init)
+    pool = ProcessPoolExecutor(min(jobs, len(names)), mp_context=get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
     try:
         pending = {pool.submit(work, name): name for name in names}
         while pending:

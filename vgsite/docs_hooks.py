@@ -134,7 +134,7 @@ def figure_markdown(figure_id: str, page, number: int | None = None) -> str:
         f'<figure class="vg-figure" id="{figure_anchor(figure_id)}" markdown="1">\n\n'
         f'{images}\n\n'
         f'<figcaption markdown="1">\n\n{label}{meta["caption"]}\n\n'
-        f'<details class="vg-run" markdown="1">\n<summary>How it was run</summary>\n\n'
+        f'<details class="vg-run" markdown="1" data-search-exclude="true">\n<summary>How it was run</summary>\n\n'
         f'`vgsite figures {record["experiment"]}` with {settings}. '
         f'[Numbers]({up}{record_path.relative_to(ROOT).as_posix()}) · [code]({up}{code})\n\n'
         f'</details>\n\n</figcaption>\n\n'
@@ -242,7 +242,9 @@ def site_html(content: str, page, files=None, figures: Path = FIGURES) -> str:
     content = COPY_BUTTON.sub("", content)
     content = COPY_TEXT.sub("", content)
     content = COMMENT.sub("", content)
-    content = CODE.sub(lambda m: f'<div class="language-{m.group(1)} highlight"><pre><span></span><code>'
+    # Code cells stay out of the search index (the prose pages hold the terms; the index is fetched on every page)
+    content = CODE.sub(lambda m: f'<div class="language-{m.group(1)} highlight" data-search-exclude="true">'
+                                 f'<pre><span></span><code>'
                                  f'{m.group(2).removeprefix("<span></span>")}</code></pre></div>', content)
     content = content.replace('class="anchor-link"', 'class="headerlink"')
 

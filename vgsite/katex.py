@@ -38,8 +38,10 @@ def render(tex: str, display: bool = False) -> str:
                                          throwOnError=True, strict=pykatex.STRICT_IGNORE)
     except pykatex.ParseError as err:
         raise MathError(str(err).removeprefix("KaTeX parse error: ")) from None
-    # The TeX source KaTeX keeps in the MathML is read by no screen reader, but the search index would show it.
-    return TEX_ANNOTATION.sub("", typeset)
+    # The TeX source KaTeX keeps in the MathML is read by no screen reader, but the search index would show it;
+    # and the index takes the formula's text once, from the HTML, not twice ("L−1L−1").
+    return TEX_ANNOTATION.sub("", typeset).replace('<span class="katex-mathml">',
+                                                   '<span class="katex-mathml" data-search-exclude="true">')
 
 
 def assets() -> list[Path]:

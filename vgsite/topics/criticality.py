@@ -71,13 +71,13 @@ def phase_diagram(cfg):
     right.set_ylim(0.5, 1e3)
     finish(right, r"$\sigma_w^2$", "depth scale (layers)", rf"tanh, $\sigma_b^2 = {cfg.row_sb2:g}$", legend=False)
     right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2))
-    alt = (f"Left: a heatmap of the correlation depth scale xi_c of tanh networks over the weight variance "
-           f"sigma_w^2 ({sw2[0]:g} to {sw2[-1]:g}) and the bias variance sigma_b^2 ({sb2[0]:g} to {sb2[-1]:g}), "
-           f"largest along the critical line chi_1 = 1, which runs from sigma_w^2 = {line_w[0]:.2f} at zero bias "
-           f"to {line_w[-1]:.2f} at sigma_b^2 = {line_b[-1]:g}; the ordered phase lies left of it, the chaotic "
-           f"phase right. PyTorch's tanh gain 5/3 (sigma_w^2 = {g2:.2f}, zero bias) is a star in the chaotic "
-           f"phase, where xi_c = {gain['xi_c']:.1f} layers. Right: xi_c and xi_q at sigma_b^2 = {cfg.row_sb2:g}: "
-           f"xi_c peaks at the critical sigma_w^2 = {crit:.2f} while xi_q stays below "
+    alt = (f"Left: a heatmap of the correlation depth scale ξc of tanh networks over the weight variance "
+           f"σw² ({sw2[0]:g} to {sw2[-1]:g}) and the bias variance σb² ({sb2[0]:g} to {sb2[-1]:g}), "
+           f"largest along the critical line χ₁ = 1, which runs from σw² = {line_w[0]:.2f} at zero bias "
+           f"to {line_w[-1]:.2f} at σb² = {line_b[-1]:g}; the ordered phase lies left of it, the chaotic "
+           f"phase right. PyTorch's tanh gain 5/3 (σw² = {g2:.2f}, zero bias) is a star in the chaotic "
+           f"phase, where ξc = {gain['xi_c']:.1f} layers. Right: ξc and ξq at σb² = {cfg.row_sb2:g}: "
+           f"ξc peaks at the critical σw² = {crit:.2f} while ξq stays below "
            f"{float(np.max(row[1])):.1f} layers.")
     return Result(data, [Plot(
         "phase-diagram", fig, alt=alt,
@@ -152,11 +152,11 @@ def trainability(cfg):
     bar.set_label(f"test accuracy after {cfg.steps} steps\n(median of {len(cfg.seeds)} seeds)")
     finish(ax, r"$\sigma_w^2$ (tanh, $\sigma_b^2 = " + f"{cfg.sb2:g}" + "$)", "depth L (layers)", legend=False)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2)
-    alt = (f"A heatmap of test accuracy on the digits after {cfg.steps} SGD steps over sigma_w^2 ({sw2[0]:g} to "
+    alt = (f"A heatmap of test accuracy on the digits after {cfg.steps} SGD steps over σw² ({sw2[0]:g} to "
            f"{sw2[-1]:.2f}) and depth ({depths[0]} to {depths[-1]} layers) for tanh networks of width {cfg.width}, "
-           f"with the curve 6 xi_c drawn over it. Accuracy is high at small depth and falls with depth fastest far "
-           f"from the critical sigma_w^2 = {data['critical_sw2']:.2f}; the cells counted trainable (median "
-           f"accuracy at least {cfg.threshold:.0%}) lie on the same side of 6 xi_c as theory puts them in "
+           f"with the curve 6 ξc drawn over it. Accuracy is high at small depth and falls with depth fastest far "
+           f"from the critical σw² = {data['critical_sw2']:.2f}; the cells counted trainable (median "
+           f"accuracy at least {cfg.threshold:.0%}) lie on the same side of 6 ξc as theory puts them in "
            f"{data['agreement']:.0%} of the cells.")
     return Result(data, [Plot(
         "trainability", fig, alt=alt,
