@@ -1,5 +1,7 @@
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -84,15 +86,33 @@ def built_project(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def built_copy(built_project, tmp_path):
+    """A copy of `built_project` of this test's own, to change: its `vanishing` figures made already."""
+    return Path(shutil.copytree(built_project, tmp_path / "project", symlinks=True))
+
+
+def site_is_current() -> bool:
+    """site/ was built after the last change to the pages, the figures, the config and the package (make's rule)."""
+    index = ROOT / "site" / "index.html"
+    if not index.exists():
+        return False
+    inputs = [ROOT / "mkdocs.yml", *(ROOT / "docs").rglob("*"), *(ROOT / "figures").rglob("*"),
+              *(ROOT / "vgsite").rglob("*.py")]
+    return max(p.stat().st_mtime_ns for p in inputs) < index.stat().st_mtime_ns
+
+
 @pytest.fixture(scope="session")
 def site_dir(tmp_path_factory):
     """The real site, built from the real figures (experiments that are out of date run first); built once per
-    test run, however many xdist workers use it."""
+    test run, however many xdist workers use it, and not at all when site/ is newer than everything it is built
+    from (as after `make test`'s own `make site`)."""
     with once(tmp_path_factory, "site") as make:
-        if make:
+        if make and not site_is_current():
             result = subprocess.run([sys.executable, "-m", "vgsite", "build"], cwd=ROOT, capture_output=True,
                                     text=True)
             assert result.returncode == 0, result.stdout + result.stderr
+        if make:
             make()
     return ROOT / "site"
 
@@ -100,23 +120,62 @@ def site_dir(tmp_path_factory):
 PREFIX = "/vgsite/"  # GitHub Pages serves a project site under /REPO/
 
 
+# The server of the published site: a process of its own, so that every xdist worker can use the one build; it
+# ends when the test run does (the process it watches is pytest's own, or its xdist controller).
+SERVER = """
+import os, sys, time
+from vgsite.bench import serve_site
+site, prefix, watched = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with serve_site(site, prefix) as base:
+    print(base, flush=True)
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(watched, 0)
+        except ProcessLookupError:
+            break
+"""
+
+
 @pytest.fixture(scope="session")
 def published(tmp_path_factory):
     """The site as the Pages workflow builds it (mkdocs build --strict, SITE_URL at a project sub-path), served at
-    that address: http://127.0.0.1:PORT/vgsite/. One build shared by the tests that open pages in a browser
-    (test_browser, test_explorer), which are kept on one xdist worker (xdist_group "site") for it. Its address
-    names the port it is served on, so it cannot be shared with another worker's server."""
-    from vgsite.bench import serve_site
+    that address: http://127.0.0.1:PORT/vgsite/. Built once per test run and shared by every xdist worker (the
+    browser tests spread over them): its address names the port, so one server serves it to all."""
+    shared = shared_dir(tmp_path_factory)
+    facts = shared / "published.json"
+    with once(tmp_path_factory, "published") as make:
+        if make:
+            site = shared / "published" / "site"
+            shutil.rmtree(site.parent, ignore_errors=True)
+            site.mkdir(parents=True)
+            controller = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+            server = subprocess.Popen([sys.executable, "-c", SERVER, str(site), PREFIX, str(controller)], cwd=ROOT,
+                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            base = server.stdout.readline().strip()
+            server.stdout.close()
+            assert base.startswith("http://"), "the server of the published site did not start"
+            facts.write_text(json.dumps({"base": base, "dir": str(site), "pid": server.pid}))
+            env = {**os.environ, "SITE_URL": base, "NO_MKDOCS_2_WARNING": "1"}
+            proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+                                   str(ROOT / "mkdocs.yml"), "--site-dir", str(site)], cwd=ROOT, env=env,
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, f"mkdocs build failed (are the figures made? run `make`):\n{proc.stderr}"
+            make()
+    known = json.loads(facts.read_text())
+    return SimpleNamespace(base=known["base"], dir=Path(known["dir"]))
 
-    site = tmp_path_factory.mktemp("pages") / "site"
-    site.mkdir()
-    with serve_site(site, PREFIX) as base:
-        env = {**os.environ, "SITE_URL": base, "NO_MKDOCS_2_WARNING": "1"}
-        proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-                               str(ROOT / "mkdocs.yml"), "--site-dir", str(site)], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == 0, f"mkdocs build failed (are the figures made? run `make`):\n{proc.stderr}"
-        yield SimpleNamespace(base=base, dir=site)
+
+def pytest_sessionfinish(session):
+    """Stop the published site's server as soon as the run ends (it would stop itself within half a second)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(session.config, "_tmp_path_factory"):
+        return
+    facts = session.config._tmp_path_factory.getbasetemp() / "published.json"
+    if facts.exists():
+        try:
+            os.kill(json.loads(facts.read_text())["pid"], signal.SIGTERM)
+        except (ProcessLookupError, ValueError, KeyError):
+            pass
 
 
 def pytest_collection_finish(session):

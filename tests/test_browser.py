@@ -24,7 +24,9 @@ import pytest
 from conftest import PREFIX, type_search
 from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, page_paths
 
-pytestmark = pytest.mark.xdist_group("site")  # with test_explorer's page tests: one worker, one build of the site
+# The tests that read the crawl of every page stay on one xdist worker, so that the pages are visited once; the other
+# browser tests spread over the workers (conftest's `published`: one build and one server for all).
+ON_THE_CRAWL = pytest.mark.xdist_group("crawl")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 CODE = "code/"  # the generated source listings
@@ -166,15 +168,18 @@ def test_the_site_has_its_pages(served):
     assert "" in served.paths and "vanishing/" in served.paths
 
 
+@ON_THE_CRAWL
 def test_every_page_loads_without_errors_or_exceptions(crawl):
     failures = [f"{path or '(home)'}: {p}" for path, facts in crawl["pages"].items() for p in facts["problems"]]
     assert not failures, report(failures, "problems while loading pages")
 
 
+@ON_THE_CRAWL
 def test_no_request_goes_to_another_host(crawl):
     assert not crawl["elsewhere"], report(sorted(set(crawl["elsewhere"])), "requests to other hosts")
 
 
+@ON_THE_CRAWL
 def test_every_internal_link_and_anchor_exists(crawl, served):
     """Each <a href> into the site points at a file under the sub-path, and its #fragment at an id there."""
     ids = {path: set(facts["ids"]) for path, facts in crawl["pages"].items()}
@@ -198,6 +203,7 @@ def test_every_internal_link_and_anchor_exists(crawl, served):
     assert not failures, report(failures, "broken links")
 
 
+@ON_THE_CRAWL
 def test_every_image_loads_and_content_images_have_alt_text(crawl):
     failures = []
     for path, facts in crawl["pages"].items():
@@ -209,6 +215,7 @@ def test_every_image_loads_and_content_images_have_alt_text(crawl):
     assert not failures, report(failures, "image problems")
 
 
+@ON_THE_CRAWL
 def test_math_is_typeset_everywhere_not_left_as_tex(crawl):
     failures = []
     for path, facts in crawl["pages"].items():
@@ -368,7 +375,7 @@ def test_404_page_is_styled_under_the_sub_path(browser, served):
     response = page.goto(missing)
     assert response.status == 404
     assert css and all(status == 200 for status, _ in css), css
-    assert any(url.endswith("/css/vgsite.css") for _, url in css)
+    assert any(url.endswith("/assets/stylesheets/vgsite.css") for _, url in css)
     header = page.evaluate("getComputedStyle(document.querySelector('.md-header')).backgroundColor")
     assert header == "rgb(64, 81, 181)", header  # Material's indigo primary colour, #4051b5
     assert page.evaluate("document.querySelector('.md-header a.md-logo').href") == served.base
@@ -440,16 +447,20 @@ def axe_violations(page, rules=None):
     return failures
 
 
-def test_no_serious_accessibility_violations(browser, served):
+A11Y_SHARDS = 4  # the pages in four tests, which the xdist workers share out
+
+
+@pytest.mark.parametrize("shard", range(A11Y_SHARDS))
+def test_no_serious_accessibility_violations(browser, served, shard):
     """axe-core's rules (WCAG 2.x A and AA, and best practices) on every page: no violation of serious or
     critical impact, in the theme's templates (bar THEME_A11Y) or in our pages, CSS and figures. Each page is
     checked in the light scheme with every rule, then switched to the dark one as Material's toggle switches it
     (the body's data-md-color-scheme) and checked again with the rules whose outcome depends on colour: one
-    visit per page for both."""
+    visit per page for both. Every A11Y_SHARDS-th page from `shard` on."""
     context = new_context(browser, served, color_scheme="light")
     page = watch(context.new_page())
     failures = []
-    for path in sample_pages(served):
+    for path in sample_pages(served)[shard::A11Y_SHARDS]:
         visit(page, served.base + path)
         failures += [f"{path or '(home)'} (light): {f}" for f in axe_violations(page, None)]
         scheme = page.evaluate("""() => {  // no colour transition: axe must see the final colours

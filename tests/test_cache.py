@@ -28,8 +28,8 @@ def edit(path, old, new):
     path.write_text(text.replace(old, new, 1))
 
 
-def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_its_topic(project):
-    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
+def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_its_topic(built_copy):
+    project = built_copy  # its TOPIC figures are made already (conftest.built_project)
     mtimes = {p: p.stat().st_mtime_ns for p in (project / "figures").rglob("*.png")}
 
     again = run_vgsite(project, "figures", TOPIC, "-j", "1")
@@ -47,19 +47,23 @@ def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_its_topic(projec
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
 
-def test_an_edit_to_a_shared_module_reruns_the_topics_that_import_it(project):
-    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
+def test_an_edit_to_a_shared_module_reruns_the_topics_that_import_it(built_copy):
+    project = built_copy  # its TOPIC figures are made already (conftest.built_project)
     edit(project / "vgsite" / "probes.py", '"""What the topics measure', '"""What the topics measure (edited)')
     result = run_vgsite(project, "list")
     assert "code changed" in result.stdout
     edit(project / "vgsite" / "cli.py", '"""The vgsite command line', '"""The vgsite command line (edited)')
     assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
+    # the code that renders every experiment's figures to bytes is part of every experiment's code
+    edit(project / "vgsite" / "outputs.py", '"""Writing results so that', '"""Writing results (edited) so that')
+    assert "code changed" in run_vgsite(project, "list").stdout
+    assert "3 ran" in run_vgsite(project, "figures", TOPIC, "-j", "1").stdout
     edit(project / "vgsite" / "cli.py", "(edited)", "(edited twice)")  # no experiment imports the CLI
     assert "All 3 experiments are up to date." in run_vgsite(project, "figures", TOPIC, "-j", "1").stdout
 
 
-def test_force_reruns_and_a_changed_output_is_detected(project):
-    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
+def test_force_reruns_and_a_changed_output_is_detected(built_copy):
+    project = built_copy  # its TOPIC figures are made already (conftest.built_project)
     forced = run_vgsite(project, "figures", TOPIC, "--force", "-j", "1")
     assert "3 ran" in forced.stdout
     (project / "figures" / TOPIC / "depth-sweep.png").write_bytes(b"not a png")
@@ -68,8 +72,8 @@ def test_force_reruns_and_a_changed_output_is_detected(project):
     assert "1 ran" in run_vgsite(project, "figures", TOPIC, "-j", "1").stdout
 
 
-def test_a_failing_experiment_keeps_earlier_results_and_a_valid_manifest(project):
-    assert run_vgsite(project, "figures", TOPIC, "-j", "1").returncode == 0
+def test_a_failing_experiment_keeps_earlier_results_and_a_valid_manifest(built_copy):
+    project = built_copy  # its TOPIC figures are made already (conftest.built_project)
     before = outputs(project)
     entry = manifest(project)[f"{TOPIC}/gradient-norms"]
     module = project / "vgsite" / "topics" / f"{TOPIC}.py"
@@ -123,7 +127,7 @@ def test_outputs_are_byte_identical_whatever_the_number_of_jobs(tmp_path):
     assert run_vgsite(one, "figures", TOPIC, "-j", "1").returncode == 0
     assert run_vgsite(two, "figures", TOPIC, "-j", "2").returncode == 0
     assert outputs(one) == outputs(two)
-    assert len(outputs(one)) == 9  # 3 figures, light and dark, and 3 records
+    assert len(outputs(one)) == 15  # 3 figures, light and dark, each at 2x and 1x, and 3 records
     for data in outputs(one).values():
         assert b"Software" not in data and b"Date" not in data
 

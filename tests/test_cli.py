@@ -106,15 +106,23 @@ def test_the_reading_order_is_the_nav_of_mkdocs_yml():
 
 
 def test_the_runner_and_the_hooks_share_one_figure_layout():
-    from vgsite import docs_hooks, runner
-    from vgsite.registry import code_page, figure_file, record_file
+    import matplotlib.pyplot as plt
+
+    from vgsite import docs_hooks, outputs, runner
+    from vgsite.registry import Plot, code_page, figure_file, figure_files, record_file
 
     assert figure_file("vanishing", "depth-sweep") == "vanishing/depth-sweep.png"
     assert record_file("vanishing/depth-sweep") == "vanishing/depth-sweep.json"
     assert code_page("vgsite/topics/vanishing.py") == code_page("vgsite.topics.vanishing") == \
         "code/vgsite.topics.vanishing.md"
     assert docs_hooks.code_page_uri("vgsite/topics/vanishing.py") == code_page("vgsite.topics.vanishing")
-    assert runner.figure_file is figure_file and runner.record_file is record_file
+    assert runner.figure_files is figure_files and runner.record_file is record_file
+    fig = plt.figure(figsize=(3, 2))
+    fig.add_subplot().plot([0, 1])
+    files, _ = outputs.render_figures("vanishing", [Plot("line", fig, alt="A line.", caption="A line.")])
+    plt.close(fig)
+    assert sorted(files) == sorted(figure_files("vanishing", "line")) == [
+        "vanishing/line.1x.png", "vanishing/line.dark.1x.png", "vanishing/line.dark.png", "vanishing/line.png"]
 
 
 def test_figures_are_found_through_the_manifest_not_by_reading_records(built_project, monkeypatch):

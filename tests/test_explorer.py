@@ -282,7 +282,6 @@ def test_address_round_trips(js):
 # ---------------------------------------------------------------------------------------------------------------
 # The built page: controls, plots, summary, address.
 
-ON_THE_SITE_WORKER = pytest.mark.xdist_group("site")  # with test_browser: one xdist worker, one build of the site
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +324,6 @@ def wait_change(page, selector, old):
                            timeout=60_000)
 
 
-@ON_THE_SITE_WORKER
 def test_page_controls_redraw_and_update_the_address(browser, served):
     page, errors, hosts = open_page(
         browser, served + "explorer/#depth=20&width=32&act=sigmoid&init=default&gain=1&res=0&norm=none&seed=0")
@@ -374,7 +372,6 @@ def test_page_controls_redraw_and_update_the_address(browser, served):
     assert set(hosts) == {served.split("/")[2]}
 
 
-@ON_THE_SITE_WORKER
 def test_exact_zeros_are_marked_on_the_plot(browser, served):
     """A ReLU layer 8 units wide can switch off entirely; below it the gradient is exactly 0, drawn as triangles."""
     page, errors, _ = open_page(
@@ -391,7 +388,6 @@ def test_exact_zeros_are_marked_on_the_plot(browser, served):
     assert not errors
 
 
-@ON_THE_SITE_WORKER
 def test_compact_explorer_on_the_home_page_links_to_the_full_one(browser, served):
     page, errors, _ = open_page(browser, served, explorer=False, viewport={"width": 375, "height": 800})
     # built when it comes within a screen of the viewport: scroll there, as a reader does
@@ -407,7 +403,6 @@ def test_compact_explorer_on_the_home_page_links_to_the_full_one(browser, served
     assert not errors
 
 
-@ON_THE_SITE_WORKER
 def test_preset_links_on_the_vanishing_page_open_the_explorer_with_their_settings(browser, served, explorer_site):
     html = (explorer_site / "vanishing" / "index.html").read_text()
     links = re.findall(r'href="(\.\./explorer/#[^"]+)"', html)
@@ -437,7 +432,6 @@ def test_every_module_says_what_it_owns_and_imports_only_modules_that_exist():
     assert not (JS.parent / "explorer.js").exists() and not (JS.parent / "explorer-kernels.js").exists()
 
 
-@ON_THE_SITE_WORKER
 def test_the_explorer_loads_only_on_the_pages_that_show_it(explorer_site):
     module = re.compile(r'<script type="module" src="(?:\.\./)*js/explorer/page\.js"></script>')
     showing = set()
@@ -460,7 +454,6 @@ LAYOUT_SHIFT = """() => new Promise(done => {
 })"""
 
 
-@ON_THE_SITE_WORKER
 @pytest.mark.parametrize("viewport", [{"width": 375, "height": 812}, {"width": 1280, "height": 800}],
                          ids=["phone", "desktop"])
 def test_the_explorer_draws_without_moving_the_page(browser, served, viewport):
@@ -471,7 +464,6 @@ def test_the_explorer_draws_without_moving_the_page(browser, served, viewport):
     assert not errors
 
 
-@ON_THE_SITE_WORKER
 @pytest.mark.parametrize("viewport", [{"width": 375, "height": 812}, {"width": 360, "height": 640}],
                          ids=["375x812", "360x640"])
 def test_on_a_phone_the_gradient_plot_is_on_screen_with_each_control(browser, served, viewport):
@@ -494,7 +486,6 @@ def test_on_a_phone_the_gradient_plot_is_on_screen_with_each_control(browser, se
     assert not errors
 
 
-@ON_THE_SITE_WORKER
 def test_without_web_workers_the_explorer_computes_on_the_page(browser, served):
     """Where no worker can start, page.js imports the engine itself and computes one frame later."""
     page, errors, _ = open_page(browser, served + "explorer/#depth=20&width=32&act=relu&init=kaiming&gain=1&res=0"

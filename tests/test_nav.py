@@ -1,12 +1,11 @@
 """Navigation in reading order: the footer's Previous/Next walk the prose pages, the explorer and then the
 reference pages before any companion notebook, and every menu label is its page's title. Reads the HTML of
-conftest's `published` site (no browser), on test_browser's xdist worker (group "site")."""
+conftest's `published` site (no browser)."""
 import html
 import re
 
 import pytest
 
-pytestmark = pytest.mark.xdist_group("site")
 
 NEXT = re.compile(r'<a href="([^"]*)" class="md-footer__link md-footer__link--next" aria-label="Next: ([^"]*)"')
 PREV = re.compile(r'<a href="([^"]*)" class="md-footer__link md-footer__link--prev" aria-label="Previous: ([^"]*)"')

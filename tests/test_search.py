@@ -3,8 +3,8 @@ first result is the prose page on it, not a companion notebook nor a page that m
 
 What makes it so: the search plugin's `separator` in mkdocs.yml ("He/Kaiming" is two words), notebook pages
 down-weighted by vgsite/docs_hooks.py (page.meta["search"]["boost"]), and front matter on a few prose pages
-(`search: boost` or `tags`, which Material indexes as keywords). Uses conftest's `published` site, on the same
-xdist worker as test_browser (group "site"), and Debian's /usr/bin/chromium; skips without it.
+(`search: boost` or `tags`, which Material indexes as keywords). Uses conftest's `published` site (one build
+shared by every xdist worker) and Debian's /usr/bin/chromium; skips without it.
 """
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,7 +14,6 @@ import pytest
 from conftest import PREFIX, type_search
 from vgsite.bench import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.xdist_group("site")  # one build of the site, shared with test_browser and test_explorer
 
 SEARCHES = [
     ("sigmoid", "vanishing/", "Why gradients vanish"),

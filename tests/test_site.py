@@ -3,6 +3,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from PIL import Image
 
 
 class Images(HTMLParser):
@@ -34,9 +35,14 @@ def test_vanishing_page_shows_its_figures_with_alt_text(site_dir):
     assert [img["src"].replace(".dark.png", ".png") for img in darks] == [img["src"] for img in figures]
     assert [re.search(r"figures/vanishing/([\w-]+)\.png", img["src"]).group(1) for img in figures] == [
         "activation-derivatives", "gradient-norms", "depth-sweep"]
-    for img in figures:
+    for img in figures + darks:
         assert len(img["alt"]) > 40
         assert (site_dir / "vanishing" / img["src"]).resolve().is_file()
+        # a screen of one pixel per CSS px fetches the 1x file, of the size the page shows it at
+        small, one, full, two = img["srcset"].replace(",", "").split()
+        assert (one, two, full) == ("1x", "2x", img["src"]) and small == img["src"].replace(".png", ".1x.png")
+        with Image.open((site_dir / "vanishing" / small).resolve()) as shown:
+            assert shown.size == (int(img["width"]), int(img["height"]))
 
 
 def test_math_is_typeset_by_katex_not_raw_tex(site_dir):
@@ -51,10 +57,14 @@ def test_math_needs_no_script_and_its_fonts_are_served_from_the_site(site_dir):
     html = (site_dir / "vanishing" / "index.html").read_text()
     assert html.count('class="katex"') > 10 and "katex.min.js" not in html
     assert '<annotation encoding="application/x-tex">' not in html  # no raw TeX for the search index to show
-    css = (site_dir / "assets" / "katex" / "katex.min.css").read_text()
-    fonts = set(re.findall(r"url\((fonts/[^)]+)\)", css))
-    assert len(fonts) >= 15 and all(font.endswith(".woff2") for font in fonts)
-    assert all((site_dir / "assets" / "katex" / font).is_file() for font in fonts)
+    assert html.count('rel="stylesheet"') == 3  # Material's two, then KaTeX's and the site's own in one file
+    css = (site_dir / "assets" / "stylesheets" / "vgsite.css").read_text()
+    fonts = set(re.findall(r"url\(([^)]+)\)", css))
+    assert len(fonts) >= 15 and all(font.startswith("../katex/fonts/KaTeX_") and font.endswith(".woff2")
+                                    for font in fonts)
+    assert all((site_dir / "assets" / "stylesheets" / font).resolve().is_file() for font in fonts)
+    for name in ("math.css", "vgsite.css", "explorer.css"):  # docs/css/*, each in the joined file once
+        assert css.count(f"/* docs/css/{name} */") == 1
 
 
 def test_a_formula_katex_cannot_parse_fails_with_its_page_and_source():
@@ -132,15 +142,80 @@ def test_a_broken_link_anchor_or_image_fails_the_build_and_keeps_the_old_site(si
     project = copy_project(tmp_path / "project")
     shutil.rmtree(project / "figures")
     shutil.copytree(ROOT / "figures", project / "figures")  # up to date: only MkDocs runs
-    assert run_vgsite(project, "build", "-j", "1").returncode == 0
+    shutil.copytree(site_dir, project / "site")  # the old site, as the last good build left it
     index = (project / "site" / "index.html").read_bytes()
-    for broken in ("[x](nosuchpage.md)", "[x](vanishing.md#no-such-anchor)", "![x](figures/nosuch.png)"):
-        page = project / "docs" / "index.md"
-        original = page.read_text()
-        page.write_text(original + f"\n{broken}\n")
-        result = run_vgsite(project, "build", "-j", "1")
-        page.write_text(original)
-        assert result.returncode == 1, broken
-        assert "Site build failed" in result.stderr
-        assert (project / "site" / "index.html").read_bytes() == index
-        assert not list(project.glob(".site-*"))
+    broken = {"[x](nosuchpage.md)": "nosuchpage.md", "[x](vanishing.md#no-such-anchor)": "#no-such-anchor",
+              "![x](figures/nosuch.png)": "figures/nosuch.png"}
+    page = project / "docs" / "index.md"
+    page.write_text(page.read_text() + "".join(f"\n{line}\n" for line in broken))
+    result = run_vgsite(project, "build", "-j", "1")
+    assert result.returncode == 1
+    assert "Site build failed" in result.stderr
+    for target in broken.values():  # each is reported on its own: any one of them alone fails the strict build
+        assert target in result.stderr, target
+    assert (project / "site" / "index.html").read_bytes() == index
+    assert not list(project.glob(".site-*"))
+
+
+class MathText(HTMLParser):
+    """The characters KaTeX lays out (inside class="katex-html"), which its fonts must draw."""
+    VOID = {"br", "img", "input", "meta", "link", "hr", "wbr", "source"}
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.chars = 0, set()  # depth: open elements inside a katex-html span, 0 when outside
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.VOID:
+            return
+        if self.depth:
+            self.depth += 1
+        elif "katex-html" in (dict(attrs).get("class") or "").split():
+            self.depth = 1
+
+    def handle_endtag(self, tag):
+        if self.depth and tag not in self.VOID:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.depth:
+            self.chars |= set(data)
+
+
+def test_the_published_katex_fonts_are_cut_down_and_keep_every_character_of_the_math(site_dir):
+    from fontTools.ttLib import TTFont
+
+    from vgsite import katex
+
+    parser = MathText()
+    for page in site_dir.rglob("*.html"):
+        parser.feed(page.read_text())
+    math = {ord(c) for c in parser.chars if not c.isspace()}
+    assert len(math) > 50  # letters, digits, Greek, operators
+    before = after = 0
+    for original in sorted((katex.ASSETS / "fonts").glob("*.woff2")):
+        shipped = site_dir / katex.SITE_DIR / "fonts" / original.name
+        full, cut = TTFont(original).getBestCmap(), TTFont(shipped).getBestCmap()
+        lost = sorted(chr(c) for c in (math & full.keys()) - cut.keys())
+        assert not lost, f"{original.name} lost {''.join(lost)}"
+        before, after = before + original.stat().st_size, shipped.stat().st_size + after
+    assert after < 0.75 * before, (before, after)
+
+
+def test_a_code_page_lists_its_whole_module_with_a_heading_for_each_definition(site_dir):
+    import ast
+    import html
+
+    from conftest import ROOT
+
+    source = (ROOT / "vgsite" / "topics" / "vanishing.py").read_text()
+    page = (site_dir / "code" / "vgsite.topics.vanishing" / "index.html").read_text()
+    blocks = re.findall(r"<pre\b.*?</pre>", page, re.S)
+    shown = [html.unescape(re.sub(r"<[^>]+>", "", block)) for block in blocks]
+    assert [line for block in shown for line in block.splitlines() if line.strip()] == \
+        [line for line in source.splitlines() if line.strip()]  # every line, in order, nothing added
+    headings = [html.unescape(re.sub(r"<[^>]+>", "", h)) for h in re.findall(r"<h2\b[^>]*>(.*?)</h2>", page, re.S)]
+    names = [node.name for node in ast.parse(source).body
+             if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    assert len(names) >= 3 and [h.strip("¶ ") for h in headings] == names
+    assert len(blocks) == len(names) + 1  # the module's head, then one block per definition

@@ -20,6 +20,7 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing import get_context
 from pathlib import Path
@@ -36,13 +37,19 @@ class CacheError(Exception):
 
 # ---------------------------------------------------------------- keys
 
-def versions(libraries=LIBRARIES) -> dict:
+@lru_cache(maxsize=None)
+def _versions(libraries) -> tuple:
     def installed(lib):
         try:
             return version(lib)
         except PackageNotFoundError:
             return None
-    return {"python": platform.python_version(), **{lib: installed(lib) for lib in libraries}}
+    return ("python", platform.python_version()), *((lib, installed(lib)) for lib in libraries)
+
+
+def versions(libraries=LIBRARIES) -> dict:
+    """The versions the outputs depend on (read once per process: the installed packages do not change under it)."""
+    return dict(_versions(tuple(libraries)))
 
 
 def is_module(name: str) -> bool:
@@ -50,6 +57,25 @@ def is_module(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ModuleNotFoundError, ValueError):  # `from vgsite.plots import figure`: figure is no module
         return False
+
+
+@lru_cache(maxsize=None)
+def _imported_names(name: str, package: str, source: bytes) -> tuple:
+    """Every name an import statement in `source` mentions (parsed once per distinct source: a status table asks
+    for the same modules a hundred times)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()  # its bytes are hashed all the same; running it will say what is wrong
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
+                if node.level else node.module
+            found += [base] + [f"{base}.{a.name}" for a in node.names]
+    return tuple(dict.fromkeys(found))
 
 
 def vgsite_imports(module: str) -> set[str]:
@@ -61,21 +87,9 @@ def vgsite_imports(module: str) -> set[str]:
             continue
         seen.add(name)
         spec = importlib.util.find_spec(name)
-        try:
-            tree = ast.parse(Path(spec.origin).read_bytes())
-        except SyntaxError:
-            continue  # its bytes are hashed all the same; running it will say what is wrong
         package = name if spec.submodule_search_locations else name.rpartition(".")[0]
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
-                    if node.level else node.module
-                found = [base] + [f"{base}.{a.name}" for a in node.names]
-            else:
-                continue
-            todo += [c for c in found if c and c.split(".")[0] == "vgsite" and is_module(c)]
+        found = _imported_names(name, package, Path(spec.origin).read_bytes())
+        todo += [c for c in found if c and c.split(".")[0] == "vgsite" and is_module(c)]
     return seen
 
 

@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import os
+import posixpath
 import re
 import struct
 from pathlib import Path
@@ -17,7 +18,7 @@ from mkdocs.structure.files import File
 from vgsite import FIGURES, ROOT, katex, notebooks, quotes, runner
 from vgsite.cache import sha
 from vgsite.outputs import SCALE
-from vgsite.registry import DARK_SUFFIX, code_page
+from vgsite.registry import DARK_SUFFIX, at_1x, code_page
 
 FIGURE_TAG = re.compile(r'\{\{\s*figure\(\s*"([\w.-]+/[\w.-]+)"\s*\)\s*\}\}')
 FIGREF_TAG = re.compile(r'\{\{\s*figref\(\s*"([\w.-]+/[\w.-]+)"\s*\)\s*\}\}')
@@ -38,6 +39,21 @@ def code_page_uri(module_path: str) -> str:
     return code_page(module_path)
 
 
+# The pages' stylesheets after Material's: KaTeX's and docs/css/*.css (in this order) in one file, one request that
+# holds up the first paint instead of four. mkdocs.yml's extra_css names STYLESHEET.
+STYLESHEETS = ["css/math.css", "css/vgsite.css", "css/explorer.css"]
+STYLESHEET = "assets/stylesheets/vgsite.css"
+
+
+def stylesheet(docs_dir: Path) -> str:
+    fonts = posixpath.relpath(f"{katex.SITE_DIR}/fonts", posixpath.dirname(STYLESHEET))
+    parts = [(katex.ASSETS / katex.STYLESHEET).read_text().replace("url(fonts/", f"url({fonts}/")]
+    for name in STYLESHEETS:
+        if (docs_dir / name).is_file():
+            parts.append(f"/* docs/{name} */\n" + (docs_dir / name).read_text())
+    return "\n".join(parts)
+
+
 @event_priority(50)  # before mkdocs-jupyter's on_files, which turns the executed notebooks added here into pages
 def on_files(files, config):
     for path in sorted(FIGURES.rglob("*")):
@@ -52,17 +68,50 @@ def on_files(files, config):
     for path in shipped:
         files.append(File.generated(config, f"{katex.SITE_DIR}/{path.relative_to(katex.ASSETS).as_posix()}",
                                     abs_src_path=str(path)))
+    for name in STYLESHEETS:
+        if (joined := files.get_file_from_path(name)) is not None:
+            files.remove(joined)
+    files.append(File.generated(config, STYLESHEET, content=stylesheet(Path(config["docs_dir"]))))
     index = ["---", "search:", "  exclude: true", "---", "", "# The code behind the figures", "",
              "Every figure on this site is drawn by one of these modules. Topic modules hold the experiments; "
              "the others are shared by all topics. Run `vgsite list` to see every experiment.", ""]
     for rel, path in code_modules():
         uri = code_page_uri(rel)
         index.append(f"- [`{rel}`]({Path(uri).name}) — {docstring_line(path)}")
-        body = f"---\nsearch:\n  exclude: true\n---\n\n# `{rel}`\n\n```python\n{path.read_text()}```\n"
+        body = f"---\nsearch:\n  exclude: true\n---\n\n# `{rel}`\n\n{code_listing(path.read_text())}"
         files.append(File.generated(config, uri, content=body))
     files.append(File.generated(config, f"{CODE_DIR}/index.md", content="\n".join(index) + "\n"))
     add_notebooks(files, config)
     return files
+
+
+def code_listing(source: str) -> str:
+    """A module's source as Markdown: one code block for its head (docstring, imports) and one for each top-level
+    function or class, under a heading with its name (the page's table of contents lists them). The blocks are
+    laid out only as they scroll into view (docs/css/vgsite.css), so a long module opens as fast as a short one."""
+    import ast
+
+    lines = source.splitlines(keepends=True)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return f"```python\n{source}```\n"
+    starts = []  # (first line, name): a definition with its decorators and the comments right above it
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+            while first > 0 and lines[first - 1].lstrip().startswith("#"):
+                first -= 1
+            starts.append((first, node.name))
+    cuts = [(0, None)] + starts
+    parts = []
+    for (begin, name), (end, _) in zip(cuts, cuts[1:] + [(len(lines), None)]):
+        code = "".join(lines[begin:end]).strip("\n")
+        if not code:
+            continue
+        heading = f"## `{name}`\n\n" if name else ""
+        parts.append(f"{heading}```python\n{code}\n```\n")
+    return "\n".join(parts)
 
 
 def docstring_line(path: Path) -> str:
@@ -110,7 +159,8 @@ def figure_anchor(figure_id: str) -> str:
 def figure_markdown(figure_id: str, page, number: int | None = None) -> str:
     """One figure: its light and dark images (the page shows the one for the reader's theme), each a link to the
     full-size file (a zoom that needs no script), then "Figure N." and the caption, and the run settings folded
-    into a <details>. Width and height are the displayed size (the PNGs have twice the pixels)."""
+    into a <details>. Width and height are the displayed size: the PNG has twice the pixels, for high-density
+    screens, and its 1× twin is in the srcset for the others."""
     png, record_path, record = find_figure(figure_id)
     up = "../" * page.file.src_uri.count("/")  # Markdown links: relative to the source file (MkDocs rewrites them)
     html_up = "../" * page.url.count("/")  # raw HTML is not rewritten: relative to the page's address
@@ -123,8 +173,11 @@ def figure_markdown(figure_id: str, page, number: int | None = None) -> str:
 
     def image(path, theme):  # docs/css/vgsite.css hides the link of the other theme (.vg-light, .vg-dark)
         src = f"{html_up}{path.relative_to(ROOT).as_posix()}"
+        small = path.with_name(at_1x(path.name))  # a screen of one pixel per CSS px fetches a quarter of the pixels
+        srcset = f' srcset="{html_up}{small.relative_to(ROOT).as_posix()} 1x, {src} 2x"' if small.is_file() else ""
         return (f'<a class="vg-zoom{f" vg-{theme}" if theme else ""}" href="{src}" title="Open the figure full size">'
-                f'<img src="{src}" alt="{alt}" width="{width}" height="{height}" loading="lazy" decoding="async"></a>')
+                f'<img src="{src}"{srcset} alt="{alt}" width="{width}" height="{height}" loading="lazy" '
+                f'decoding="async"></a>')
 
     images = image(png, "light") + image(dark, "dark") if dark.is_file() else image(png, None)
     settings = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in record["config"].items())
@@ -281,8 +334,42 @@ def label_search_dialog(output: str) -> str:
     return output.replace(SEARCH_DIALOG, SEARCH_DIALOG[:-1] + ' aria-label="Search">')
 
 
+# Material fetches the search index (a third of a first visit's bytes) and parses it on the main thread as every
+# page loads. This script, put before Material's, holds that one request back until the reader first comes near
+# the search box (hover, tap, focus, or the f / s / / keys, which focus it); the search then works as before.
+LAZY_SEARCH_INDEX = """<script>/* vgsite: the search index is fetched when the reader first goes to the search box */
+(function () {
+  var proto = XMLHttpRequest.prototype, open = proto.open, send = proto.send, held = [], wanted = false;
+  function want() {
+    if (wanted) return;
+    wanted = true;
+    held.splice(0).forEach(function (go) { go(); });
+  }
+  proto.open = function (method, url) {
+    this.vgIndex = /\/search\/search_index\.json$/.test(String(url));
+    return open.apply(this, arguments);
+  };
+  proto.send = function () {
+    var xhr = this, args = arguments;
+    if (!xhr.vgIndex || wanted) return send.apply(xhr, args);
+    held.push(function () { send.apply(xhr, args); });
+  };
+  function near(event) {
+    var t = event.target;
+    if (t && t.closest && t.closest(".md-search, [for=__search], #__search")) want();
+  }
+  ["focusin", "pointerover", "pointerdown", "change"].forEach(function (type) {
+    document.addEventListener(type, near, true);
+  });
+})();</script>"""
+
+
+def lazy_search_index(output: str) -> str:
+    return re.sub(r'(<script id="__config")', lambda m: LAZY_SEARCH_INDEX + m.group(1), output, count=1)
+
+
 def on_post_page(output, page, config):
-    return label_search_dialog(output)
+    return lazy_search_index(label_search_dialog(output))
 
 
 # The 404 page is served for any missing address, at any depth, so its links cannot be relative to its own URL;
@@ -342,7 +429,11 @@ def relocatable_404(output: str, config) -> str:
     return RELATIVE_SCRIPT.sub(lambda m: f"<script>document.write({js_string(m.group(0))});</script>", output)
 
 
+def on_post_build(config):
+    katex.subset_fonts(Path(config["site_dir"]))
+
+
 def on_post_template(output_content, template_name, config):
     if template_name != "404.html":
         return output_content
-    return label_search_dialog(relocatable_404(output_content, config))
+    return lazy_search_index(label_search_dialog(relocatable_404(output_content, config)))

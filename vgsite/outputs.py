@@ -140,16 +140,20 @@ def png_dpi(scale: float = SCALE) -> float:
     return CSS_PX_PER_INCH * scale
 
 
-def png_bytes(fig, scale: float = SCALE) -> bytes:
+def png_bytes(fig, scale: float = SCALE, one_x: bool = False):
     """Render a matplotlib figure to PNG bytes that depend only on what is drawn (no timestamp, no version).
 
     At `scale` pixels per CSS px of its displayed size (vgsite.plots.CSS_PX_PER_INCH per inch): 2, so that it is
     sharp on a high-density screen; the page gives it width and height at 1×. The colours are reduced to a
     palette (Pillow's fast octree, no dithering: lines and text stay crisp), which makes the file ~3× smaller.
-    Agg's pixels go to Pillow directly (no PNG encoded and decoded in between).
+    Agg's pixels go to Pillow directly (no PNG encoded and decoded in between). With `one_x`, returns a pair:
+    those bytes and the same pixels resampled to the displayed size (1×, for the page's srcset; resampled, not
+    drawn again, so that drawing once leaves the figure as it was for the next rendering).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
+
+    from vgsite.plots import CSS_PX_PER_INCH
 
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     dpi = fig.dpi
@@ -159,6 +163,29 @@ def png_bytes(fig, scale: float = SCALE) -> bytes:
     finally:
         fig.set_dpi(dpi)
     image = Image.frombuffer("RGBA", size, rgba, "raw", "RGBA", 0, 1).convert("RGB")
-    out = io.BytesIO()
-    image.quantize(PNG_COLORS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(out, format="PNG")
-    return out.getvalue()
+
+    def encoded(picture):
+        out = io.BytesIO()
+        picture.quantize(PNG_COLORS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(out, format="PNG")
+        return out.getvalue()
+
+    if not one_x:
+        return encoded(image)
+    shown = tuple(round(inches * CSS_PX_PER_INCH) for inches in fig.get_size_inches())
+    return encoded(image), encoded(image.resize(shown, Image.Resampling.LANCZOS))
+
+
+def render_figures(topic: str, plots: list) -> tuple[dict, dict]:
+    """Each Plot as PNG bytes, as drawn (light theme) and restyled for the dark one, each at 2× and 1×, and what
+    the record says about it: alt text, caption, size and smallest font (vgsite.plots.meta; tests/test_figures.py)."""
+    from vgsite.plots import dark, meta
+    from vgsite.registry import at_1x, dark_figure_file, figure_file
+
+    files, shown = {}, {}
+    for plot in plots:
+        light = figure_file(topic, plot.name)
+        files[light], files[at_1x(light)] = png_bytes(plot.fig, one_x=True)
+        shown[plot.name] = {"alt": plot.alt, "caption": plot.caption, **meta(plot.fig)}
+        night, fig = dark_figure_file(topic, plot.name), dark(plot.fig)
+        files[night], files[at_1x(night)] = png_bytes(fig, one_x=True)
+    return files, shown

@@ -333,9 +333,19 @@ def dark(fig):
 SUPERSCRIPT = str.maketrans("0123456789-−+.", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁻⁺·")
 
 
+def power(base, exponent, digits=0) -> str:
+    """A power in clean Unicode for alt texts and labels: power(10, -21) == "10⁻²¹", power(2, 24) == "2²⁴" (never
+    "10^-21")."""
+    return f"{base}" + f"{exponent:.{digits}f}".translate(SUPERSCRIPT)
+
+
 def power_of_ten(exponent, digits=0) -> str:
-    """10 to a power in clean Unicode for alt texts and labels: power_of_ten(-21) == "10⁻²¹" (never "10^-21")."""
-    return "10" + f"{exponent:.{digits}f}".translate(SUPERSCRIPT)
+    return power(10, exponent, digits)
+
+
+def listed(seeds) -> str:
+    """The seeds of a run as its caption names them: "0, 1, 2"."""
+    return ", ".join(map(str, seeds))
 
 
 def fit_to_column(fig, width=WIDTH, min_pt=9.0):

@@ -98,9 +98,19 @@ def dark_figure_file(topic: str, plot: str) -> str:
     return f"{topic}/{plot}{DARK_SUFFIX}"
 
 
+ONE_X_SUFFIX = ".1x.png"
+
+
+def at_1x(path: str) -> str:
+    """The same figure at one pixel per CSS px, for a screen of that density (the page's srcset):
+    `topic/plot.png` -> `topic/plot.1x.png`, `topic/plot.dark.png` -> `topic/plot.dark.1x.png`."""
+    return path.removesuffix(".png") + ONE_X_SUFFIX
+
+
 def figure_files(topic: str, plot: str) -> list[str]:
     """Every file one figure is saved as."""
-    return [figure_file(topic, plot), dark_figure_file(topic, plot)]
+    files = [figure_file(topic, plot), dark_figure_file(topic, plot)]
+    return files + [at_1x(f) for f in files]
 
 
 def code_page(module: str) -> str:

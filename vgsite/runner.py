@@ -14,8 +14,8 @@ from vgsite import FIGURES
 from vgsite.cache import (CacheError, Manifest, Outcome, code_hash, failed, is_module, normal,  # noqa: F401
                           one_line, run_parallel, sha, versions, vgsite_imports)
 from vgsite.lab import run_seed, run_setup, seed_everything  # noqa: F401  (seed_everything: vgsite.verify)
-from vgsite.outputs import json_bytes, png_bytes, write_if_changed
-from vgsite.registry import DARK_SUFFIX, Experiment, dark_figure_file, figure_file, figure_files, load, record_file
+from vgsite.outputs import json_bytes, render_figures, write_if_changed
+from vgsite.registry import DARK_SUFFIX, ONE_X_SUFFIX, Experiment, figure_files, load, record_file
 
 MANIFEST = "manifest.json"
 NAMES = re.compile(r"[a-z0-9_][\w-]*/[A-Za-z0-9_][\w.-]*")
@@ -24,8 +24,10 @@ REASONS = {"code": "code changed", "config": "configuration changed", "device": 
 
 
 def key(exp: Experiment, device: str) -> dict:
-    """Everything whose change makes an experiment's outputs out of date."""
-    return {"code": code_hash(exp.module), "config": exp.config, "device": device, "versions": versions()}
+    """Everything whose change makes an experiment's outputs out of date: its code (the modules it imports, and
+    vgsite.outputs, which renders its figures and record to bytes), its settings, the device and the libraries."""
+    return {"code": code_hash([exp.module, "vgsite.outputs"]), "config": exp.config, "device": device,
+            "versions": versions()}
 
 
 def manifest(figures: Path = FIGURES) -> Manifest:
@@ -85,7 +87,7 @@ def figure_index(figures: Path = FIGURES) -> dict:
         if record not in entry.get("outputs", {}):
             continue
         for rel in entry["outputs"]:
-            if rel.endswith(".png") and not rel.endswith(DARK_SUFFIX):
+            if rel.endswith(".png") and not rel.endswith((DARK_SUFFIX, ONE_X_SUFFIX)):
                 index[rel[:-4]] = (figures / rel, figures / record)
     return index
 
@@ -112,19 +114,6 @@ def execute(exp_id: str, device: str = "cpu", overrides: dict | None = None) -> 
     }
     files[record_file(exp.id)] = json_bytes(record)
     return {"files": files, "seconds": seconds}
-
-
-def render_figures(topic: str, plots: list) -> tuple[dict, dict]:
-    """Each Plot as PNG bytes twice, as drawn (light theme) and restyled for the dark theme, and what the record
-    says about it: alt text, caption, size and smallest font (vgsite.plots.meta; tests/test_figures.py)."""
-    from vgsite.plots import dark, meta
-
-    files, shown = {}, {}
-    for plot in plots:
-        files[figure_file(topic, plot.name)] = png_bytes(plot.fig)
-        shown[plot.name] = {"alt": plot.alt, "caption": plot.caption, **meta(plot.fig)}
-        files[dark_figure_file(topic, plot.name)] = png_bytes(dark(plot.fig))
-    return files, shown
 
 
 def _execute_safely(exp_id, device="cpu"):

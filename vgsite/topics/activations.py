@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from vgsite.nets import ACTIVATIONS, DeepMLP
-from vgsite.plots import COLORS, RATIO_LABEL, figure, finish, median_band
+from vgsite.plots import COLORS, RATIO_LABEL, figure, finish, listed, median_band
 from vgsite.probes import ratio_by_depth, derivative, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import dataset_loss, digits, fit_stacked
@@ -108,7 +108,7 @@ def gradient_flow(cfg):
             f"sigmoid with Xavier's variance falls {-sig['profile_log10_relative_to_last'][0]:.0f} decades, off the "
             "scale, along its dashed prediction of 0.6 decades a layer.",
         caption=f"Width {cfg.width}, one random batch of {cfg.batch} standard-normal inputs, mean of log10 over "
-                f"seeds {', '.join(map(str, cfg.seeds))}. Dashed: level (the prediction for the ReLU family at He's "
+                f"seeds {listed(cfg.seeds)}. Dashed: level (the prediction for the ReLU family at He's "
                 "variance), and sigmoid's prediction (grey).")])
 
 
@@ -163,7 +163,7 @@ def training(cfg):
             f"the median, at {accs[best]:.2f}. The bands of ReLU, Leaky ReLU and GELU are wide: some seeds learn "
             "and then fall apart.",
         caption=f"Digits, depth {cfg.depth}, width {cfg.width}, plain SGD at learning rate {cfg.lr}, batch 64, seeds "
-                f"{', '.join(map(str, cfg.seeds))} (line: median, band: range); each activation with the "
+                f"{listed(cfg.seeds)} (line: median, band: range); each activation with the "
                 f"initialisation in its label. Loss: moving average over {cfg.smooth} samples taken every "
                 f"{cfg.every} steps.")])
 
@@ -276,6 +276,6 @@ def dead_units(cfg):
             f"{leaky['final_test_acc']['median']:.2f} for Leaky ReLU at the highest rate. Bottom: both shares "
             "during training at that rate.",
         caption=f"Depth {cfg.depth}, width {cfg.width}, He initialisation, Adam, batch 64, seeds "
-                f"{', '.join(map(str, cfg.seeds))} (median, whiskers and bands: range); a unit is dead when its "
+                f"{listed(cfg.seeds)} (median, whiskers and bands: range); a unit is dead when its "
                 "slope is exactly 0 on every training image, so no gradient reaches its weights. Pooled over all "
                 "hidden layers. Leaky ReLU's markers are shifted a little to the right.")])

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import (GRADIENT_LABEL, LAYER_LABEL, RATIO_LABEL, figure, finish, layer_axis, log_line,
+from vgsite.plots import (GRADIENT_LABEL, LAYER_LABEL, RATIO_LABEL, figure, finish, layer_axis, listed, log_line,
                           mark_underflow, median_band, ratio_vs_depth)
 from vgsite import probes
 from vgsite.probes import log_ratio, norm, probe_at_init, random_batch, ratio_by_depth
@@ -222,7 +222,7 @@ def training(cfg):
             f"after every batch norm the loss still falls to "
             f"{med('sigmoid + batch norm + noise after it', 'final_loss'):.2f}.",
         caption=f"{cfg.depth} sigmoid layers of width {cfg.width}, PyTorch's default initialisation, plain SGD with "
-                f"learning rate {cfg.lr}, batches of {cfg.batch_size}, seeds {', '.join(map(str, cfg.seeds))}: the "
+                f"learning rate {cfg.lr}, batches of {cfg.batch_size}, seeds {listed(cfg.seeds)}: the "
                 f"line is the median, the band the range over seeds (the loss is that step's batch). Noise: after "
                 f"every batch norm each unit is scaled by a random factor in "
                 f"[1/{cfg.noise_scale:g}, {cfg.noise_scale:g}] and shifted by a random amount in "
@@ -289,7 +289,7 @@ def width_sweep(cfg):
         caption=f"{cfg.depth}-layer MLPs with batch norm after every linear layer, PyTorch's default initialisation, "
                 f"one random batch of {cfg.batch} standard-normal inputs; the rate is the slope of "
                 r"$\log_{10}\|\partial L/\partial h_\ell\|$ "
-                f"over layers 1–{cfg.fit_layers}; median over seeds {', '.join(map(str, cfg.seeds))}, whiskers the "
+                f"over layers 1–{cfg.fit_layers}; median over seeds {listed(cfg.seeds)}, whiskers the "
                 f"range. Dashed: $\\log_{{10}}\\sqrt{{\\mathrm{{E}}[g'(z)^2] / \\operatorname{{Var}} g(z)}}$, the "
                 "infinite-width, infinite-batch factor.")])
 

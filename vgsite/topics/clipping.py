@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from matplotlib.colors import LogNorm
 
-from vgsite.plots import figure, finish, median_band, mosaic
+from vgsite.plots import figure, finish, listed, median_band, mosaic
 from vgsite.probes import norm
 from vgsite.registry import Plot, Result, experiment
 from vgsite.rnns import ADDING_BASELINE, SequenceModel, adding_problem, gradient_through_time, train_sequence
@@ -146,7 +146,7 @@ def training(cfg):
             f"clipping, the largest gradient norm is {top_clipped:.2g} and the losses stay near the baseline.",
         caption=f"{cfg.hidden}-unit tanh RNN, recurrent weights N(0, {cfg.gain}²/{cfg.hidden}) (spectral radius about "
                 f"{cfg.gain}), adding problem of length {cfg.length}, batches of {cfg.batch}, plain SGD, "
-                f"{cfg.steps} steps at most, seeds {', '.join(map(str, cfg.seeds))} (one line each; a seed sets the "
+                f"{cfg.steps} steps at most, seeds {listed(cfg.seeds)} (one line each; a seed sets the "
                 f"initialisation and the batches). Solid: no clipping; dashed: global norm clipped at "
                 f"{cfg.clip}. Triangles on the top edge: values above the axis; a cross: the loss became nan.")])
 
@@ -219,6 +219,6 @@ def vanishing(cfg):
             "share from far back stays as many orders of magnitude below the recent one.",
         caption=f"{cfg.hidden}-unit tanh RNN, PyTorch's default initialisation, plain SGD at learning rate {cfg.lr}, "
                 f"batches of {cfg.batch}, at most {cfg.steps} steps (stopped after {cfg.patience} steps without a 5% "
-                f"improvement), seeds {', '.join(map(str, cfg.seeds))}. Right: shares on {cfg.test_size} test "
+                f"improvement), seeds {listed(cfg.seeds)}. Right: shares on {cfg.test_size} test "
                 "sequences, each multiplied by the factor min(1, c/‖g‖) clipping at c would apply to that gradient; "
                 "median line, min–max band.")])

@@ -8,7 +8,7 @@ from matplotlib.colors import LogNorm
 
 from vgsite import theory
 from vgsite.nets import DeepMLP
-from vgsite.plots import COLORS, figure, finish, median_band
+from vgsite.plots import COLORS, figure, finish, listed, median_band
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import across_seeds, digits, fit_stacked
 
@@ -163,7 +163,7 @@ def trainability(cfg):
         caption=f"Tanh MLPs of width {cfg.width}, weights $\\mathcal{{N}}(0, \\sigma_w^2/n)$, "
                 f"biases $\\mathcal{{N}}(0, {cfg.sb2:g})$, digits "
                 f"(64 inputs), plain SGD, learning rate {cfg.lr}, batches of {cfg.batch_size}, {cfg.steps} steps; "
-                f"seeds {', '.join(map(str, cfg.seeds))}. Numbers: median test accuracy over the seeds (chance "
+                f"seeds {listed(cfg.seeds)}. Numbers: median test accuracy over the seeds (chance "
                 f"0.10). Dashed: $6\\,\\xi_c$ from the mean-field maps.")])
 
 
@@ -386,5 +386,5 @@ def isometry_training(cfg):
         caption=f"Tanh MLPs, {cfg.depth} layers of width {cfg.width}, on the critical line at $q^* = {cfg.q_star:g}$ "
                 f"($\\sigma_w^2 = {sw2:.3f}$, $\\sigma_b^2 = {sb2:.1e}$; the first layer scaled so the digits "
                 f"enter at $q^*$), plain SGD, "
-                f"learning rate {cfg.lr}, batches of {cfg.batch_size}; seeds {', '.join(map(str, cfg.seeds))}, "
+                f"learning rate {cfg.lr}, batches of {cfg.batch_size}; seeds {listed(cfg.seeds)}, "
                 f"line: median, band: range.")])

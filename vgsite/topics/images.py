@@ -4,7 +4,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from vgsite.nets import ConvNet
-from vgsite.plots import GRADIENT_LABEL, figure, finish, layer_axis, log_line, median_band
+from vgsite.plots import GRADIENT_LABEL, figure, finish, layer_axis, listed, log_line, median_band
 from vgsite.probes import gradient_flow, log_ratio
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import across_seeds, digits, fit_seeds
@@ -108,7 +108,7 @@ def _caption(cfg):
     n = len(cfg.seeds)
     return (f"{cfg.depth} 3×3 conv layers of {cfg.channels} channels, ReLU, PyTorch's default initialisation, plain "
             f"SGD with learning rate {cfg.lr}, batches of {cfg.batch_size} digits; each network trained with {n} "
-            f"seeds ({', '.join(map(str, cfg.seeds))}: the initialisation and the batches; both networks see a "
+            f"seeds ({listed(cfg.seeds)}: the initialisation and the batches; both networks see a "
             f"seed's batches). Line: the median over the seeds; band: the lowest to the highest seed. Loss of the "
             f"current batch and accuracy on the 449 held-out digits, every {cfg.every} steps.")
 

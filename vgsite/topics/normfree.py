@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vgsite.nets import DeepMLP, ResidualMLP
-from vgsite.plots import RATIO_LABEL, RELATIVE_LABEL, SUPERSCRIPT, figure, finish, log_line, median_band, power_of_ten
+from vgsite.plots import RATIO_LABEL, RELATIVE_LABEL, SUPERSCRIPT, figure, finish, listed, median_band, power_of_ten
 from vgsite.probes import gradient_flow, log_ratio, random_batch
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import bn_factor
@@ -351,7 +351,7 @@ def training(cfg):
             f"final test accuracy of each seed, for {cfg.blocks}-block networks. Final training loss: "
             + "; ".join(f"{label} {say(label)}" for label in TRAINED) + ".",
         caption=f"Width {cfg.width}, scikit-learn's digits, plain SGD with learning rate {cfg.lr}, batches of "
-                f"{cfg.batch_size}, {cfg.steps} steps, seeds {', '.join(map(str, cfg.seeds))} (a seed sets the "
+                f"{cfg.batch_size}, {cfg.steps} steps, seeds {listed(cfg.seeds)} (a seed sets the "
                 "initialisation and the batches). Plain nets have 2L ReLU layers. Line: median of the batch loss "
                 "over the seeds (recorded every 10 steps), band: range; a scheme whose loss stops being finite is "
                 "listed in the legend. Bottom: each seed's test accuracy (dots) and the median (bar).")])

@@ -10,7 +10,7 @@ from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, median_band, power_of_ten
+from vgsite.plots import figure, finish, listed, median_band, power_of_ten
 from vgsite.probes import TrainingRecorder, norm
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import across_seeds, dataset_loss, digits, fit_stacked
@@ -48,10 +48,6 @@ def input_dependence(model, x) -> list:
     with torch.no_grad():
         model(x, keep=True)
         return [float(h.double().std(0).mean() / h.double().pow(2).mean().sqrt()) for h in model.hidden]
-
-
-def seeds_text(seeds):
-    return f"seeds {', '.join(map(str, seeds))}"
 
 
 def layer_colour(layer, depth):
@@ -160,7 +156,7 @@ def epsilon(cfg):
             f"At the default ε = {cfg.default_eps:g} the first "
             f"{int(np.sum(np.median(ratio[:, d, :] / plateau, axis=0) < 0.5))} layers are already on the SGD side.",
         caption=f"{cfg.depth} {cfg.activation} layers of width {cfg.width}, PyTorch's default initialisation, digits, "
-                f"the first minibatch of {cfg.batch} of each seed ({seeds_text(cfg.seeds)}); one torch.optim.Adam step "
+                f"the first minibatch of {cfg.batch} of each seed (seeds {listed(cfg.seeds)}); one torch.optim.Adam step "
                 f"at lr {cfg.lr:g} per ε (line: median over the seeds, band: range). Dashed: lr·√n/‖W‖ for layer 1 "
                 f"(top) and layer {cfg.depth}, what an update of lr per parameter gives (n: the weights with a gradient); dotted: (lr/ε)·‖∂L/∂W‖/‖W‖ "
                 "for the same two layers, plain SGD at learning rate lr/ε.")])
@@ -277,7 +273,7 @@ def gaps_plot(cfg, nets):
             + "); Adam's lie close to a flat line in the tanh and ReLU networks but fall in the sigmoid network's "
             "first layers (" + "; ".join(f"{label} {power_of_ten(g['Adam'], 1)}" for label, g in gaps.items()) + ").",
         caption=f"Digits, width {cfg.width}, PyTorch's default initialisation, batch 64, {cfg.steps} steps, "
-                f"{seeds_text(cfg.seeds)} (line: median, band: range over the seeds). SGD at lr {cfg.lr_sgd}, SGD "
+                f"seeds {listed(cfg.seeds)} (line: median, band: range over the seeds). SGD at lr {cfg.lr_sgd}, SGD "
                 f"with momentum {cfg.momentum} at lr {cfg.lr_momentum} (the same step once the momentum has built "
                 f"up), Adam at lr {cfg.lr_adam:g} with its defaults (β₁ 0.9, β₂ 0.999, ε 1e-8). Right: each seed's "
                 f"median over the updates sampled every {cfg.ratio_every} steps. Dashed: an update of lr per "
@@ -310,7 +306,7 @@ def training_plot(cfg, nets):
             + ". The fourth panel shows how much each layer's output varies from input to input at initialisation, "
             "log scale; at the last layer: "
             + ", ".join(f"{label} {v:.1g}" for label, v in last.items()) + ".",
-        caption=f"The runs of the previous figure ({seeds_text(cfg.seeds)}): minibatch loss sampled every "
+        caption=f"The runs of the previous figure (seeds {listed(cfg.seeds)}): minibatch loss sampled every "
                 f"{cfg.every} steps. Bottom right: for the fresh networks, the standard deviation of each unit of "
                 f"$h_\\ell$ over {cfg.probe_examples} training images, averaged over the units, divided by the root "
                 "mean square of $h_\\ell$; near 0, every input gives the same $h_\\ell$.")
@@ -426,7 +422,7 @@ def clipping_plot(cfg, runs, data):
             f"{np.median(adam['loss_after_max']):.2f} and its later updates shrink, to "
             f"{np.median(adam['ratio_end']):.1g} at the end against {np.median(clipped['ratio_end']):.1g} with "
             f"clipping. Adam clipped at {cfg.clip:g} and at {cfg.small_clip:g} run almost on top of each other.",
-        caption=f"Digits, width {cfg.width}, ReLU with He initialisation, batch 64, {seeds_text(cfg.seeds)} (line: "
+        caption=f"Digits, width {cfg.width}, ReLU with He initialisation, batch 64, seeds {listed(cfg.seeds)} (line: "
                 f"median, band: range); SGD at lr {cfg.lr_sgd}, Adam at lr {cfg.lr_adam:g} with its defaults. At step "
                 f"{cfg.spike_step} the gradient of every parameter is multiplied by {cfg.spike:g} (an outlier "
                 "batch), before clipping. Clipping: the global gradient norm of each seed's network, "

@@ -13,17 +13,12 @@ import torch.nn.functional as F
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import COLORS, LAYER_LABEL, SUPERSCRIPT, figure, finish, median_band
+from vgsite.plots import COLORS, LAYER_LABEL, figure, finish, listed, median_band, power
 from vgsite.probes import log_histogram
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import DynamicLossScale, across_seeds, digits, fit_amp
 
 FORMATS = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def power_of_two(exponent, digits=0) -> str:
-    """2 to a power in clean Unicode for alt texts: power_of_two(24) == "2²⁴" (never "2^24")."""
-    return "2" + f"{exponent:.{digits}f}".translate(SUPERSCRIPT)
 
 
 def limits(dtype) -> dict:
@@ -191,7 +186,7 @@ def histograms(cfg):
            f"{us[0]:.1%} of layer 1's entries are 0.")
     caption = (f"{depth} sigmoid layers of width {cfg.width}, PyTorch's default initialisation, one batch of "
                f"{cfg.batch} digits; histograms pooled over {len(cfg.seeds)} initialisations (seeds "
-               f"{', '.join(map(str, cfg.seeds))}). float16 via torch.autocast on the CPU; a gradient counts as "
+               f"{listed(cfg.seeds)}). float16 via torch.autocast on the CPU; a gradient counts as "
                "underflowed where it is exactly 0 in float16 and not in float32. Limits from torch.finfo. The "
                f"bar at 0 in the float32 panel, {blank:.1%} of layer 1's entries, is the weights of pixels that are "
                "blank in every digit: 0 in every format.")
@@ -264,12 +259,12 @@ def loss_scaling(cfg):
     alt = (f"Left: the share of each layer's weight-gradient entries that are exactly 0 in float16, by layer, for a "
            f"{cfg.depth}-layer sigmoid net: without scaling {data['underflow_unscaled']['median'][0]:.0%} in layer 1 "
            f"down to {data['underflow_unscaled']['median'][-1]:.0%} in layer {cfg.depth}; with the largest loss scale "
-           f"that does not overflow ({power_of_two(np.median(best))}) at most {np.max(at_best):.1%}; bfloat16 "
+           f"that does not overflow ({power(2, np.median(best))}) at most {np.max(at_best):.1%}; bfloat16 "
            f"{np.max(by_layer['bfloat16']):.0%} everywhere. Right: the share against the loss scale, falling layer by "
-           f"layer as the scale grows, until at {power_of_two(lo)} the gradients overflow (shaded), as predicted from the largest "
-           f"float32 gradient (dashed line at {power_of_two(np.median(predicted_k), 1)}).")
+           f"layer as the scale grows, until at {power(2, lo)} the gradients overflow (shaded), as predicted from the largest "
+           f"float32 gradient (dashed line at {power(2, np.median(predicted_k), 1)}).")
     caption = (f"Static loss scales $2^{{0}}$ to $2^{{{ks[-1]}}}$, {len(cfg.seeds)} initialisations (seeds "
-               f"{', '.join(map(str, cfg.seeds))}), one batch of {cfg.batch} digits each; median line, min–max band. "
+               f"{listed(cfg.seeds)}), one batch of {cfg.batch} digits each; median line, min–max band. "
                "Gradients counted after unscaling, only where float32 gives a nonzero entry.")
     return Result(data, [Plot("loss-scaling", fig, alt=alt, caption=caption)])
 
@@ -394,15 +389,15 @@ def dynamic(cfg):
     finish(bottom, LAYER_LABEL, r"$\|W_\ell - W_\ell^{(0)}\| \,/\, \|W_\ell^{(0)}\|$",
            f"How far each layer's weights moved in {cfg.steps} steps", loc="lower right")
     alt = (f"Top: the loss scale of float16 training with dynamic scaling, {len(cfg.seeds)} seeds, on a log2 axis. It "
-           f"starts at {power_of_two(math.log2(cfg.init_scale))}, overflows and halves {min(opening)} to {max(opening)} "
+           f"starts at {power(2, math.log2(cfg.init_scale))}, overflows and halves {min(opening)} to {max(opening)} "
            f"times in the first steps, then climbs by a factor of 2 every {cfg.interval} good steps and halves "
-           f"again at each overflow (crosses), between {power_of_two(min(dyn['later_min_log2']))} and "
-           f"{power_of_two(max(dyn['later_max_log2']))}. Bottom: how far each layer's weights moved, on a log axis: float32, "
+           f"again at each overflow (crosses), between {power(2, min(dyn['later_min_log2']))} and "
+           f"{power(2, max(dyn['later_max_log2']))}. Bottom: how far each layer's weights moved, on a log axis: float32, "
            f"bfloat16 and float16 with dynamic scaling on top of each other; float16 without scaling leaves layers "
            f"1 to {sum(1 for c in data['runs']['float16, no scaling']['layer_change_summary']['max'] if c == 0)} "
            f"exactly where they started (triangles on the bottom edge).")
     caption = (f"{cfg.depth} sigmoid layers of width {cfg.width} on digits, Adam at learning rate {cfg.lr}, batches "
-               f"of 64, {cfg.steps} steps, seeds {', '.join(map(str, cfg.seeds))}; float16/bfloat16 through "
+               f"of 64, {cfg.steps} steps, seeds {listed(cfg.seeds)}; float16/bfloat16 through "
                f"torch.autocast with float32 master weights. Dynamic scaling: ×2 after {cfg.interval} finite steps, "
                "÷2 and skip the step on inf or nan (torch.amp.GradScaler's rule).")
     return Result(data, [Plot("dynamic", fig, alt=alt, caption=caption)])

@@ -4,8 +4,8 @@ import math
 import numpy as np
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import (GRADIENT_LABEL, LAYER_LABEL, RATIO_LABEL, figure, finish, layer_axis, log_line, median_band,
-                          power_of_ten, ratio_vs_depth)
+from vgsite.plots import (GRADIENT_LABEL, LAYER_LABEL, RATIO_LABEL, figure, finish, layer_axis, listed, log_line,
+                          median_band, power_of_ten, ratio_vs_depth)
 from vgsite.probes import ratio_by_depth, log_ratio, norm, probe_at_init
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import WEIGHT_VARIANCE, bn_factor, per_layer_factor, slope2, variance
@@ -179,15 +179,15 @@ def degradation(cfg):
     deep = max(cfg.depths)
     plain_deep = runs[f"plain + BN, {deep} layers"]
     n = len(cfg.seeds)
-    listed = lambda kind: ", ".join(f"{final[f'{kind}, {d} layers']:.3g} at {d} layers" for d in cfg.depths)
+    per_depth = lambda kind: ", ".join(f"{final[f'{kind}, {d} layers']:.3g} at {d} layers" for d in cfg.depths)
     return Result(data, [
         Plot("degradation", fig,
              alt=f"Training loss over {cfg.steps} steps, log scale, median of {n} seeds with the min–max range "
-                 f"shaded. Left, plain nets, median final training loss {listed('plain + BN')}: the deeper, the "
-                 f"worse. Right, residual nets: {listed('residual + BN')}: depth no longer hurts.",
+                 f"shaded. Left, plain nets, median final training loss {per_depth('plain + BN')}: the deeper, the "
+                 f"worse. Right, residual nets: {per_depth('residual + BN')}: depth no longer hurts.",
              caption=f"tanh MLPs of width {cfg.width} with batch norm, PyTorch's default initialisation, SGD with "
                      f"learning rate {cfg.lr}, batches of {cfg.batch_size}; each network trained with {n} seeds "
-                     f"({', '.join(map(str, cfg.seeds))}: the initialisation and the batches), a depth's six "
+                     f"({listed(cfg.seeds)}: the initialisation and the batches), a depth's six "
                      f"networks sharing a seed's batches. Line: the median over the seeds of the mean batch loss of "
                      f"the last {cfg.smooth} records (one every 10 steps); band: the lowest to the highest seed. "
                      "The numbers quoted are the loss on the whole training set at the end."),

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import torch
 
-from vgsite.plots import figure, finish, log_line, median_band
+from vgsite.plots import figure, finish, listed, log_line, median_band, power_of_ten
 from vgsite.registry import Plot, Result, experiment
 from vgsite.rnns import (ADDING_BASELINE, LABELS, SequenceModel, adding_problem, gradient_through_time,
                          train_sequence, train_stacked_sequences)
@@ -23,13 +23,6 @@ TO_REMEMBER = {
 }
 COLOR = {"rnn": "#0072B2", "lstm": "#D55E00", "gru": "#009E73"}
 GRAD_RATIO = r"$\|\partial L/\partial h_t\| \;/\; \|\partial L/\partial h_T\|$"
-
-
-def power_of_ten(exponent, fmt=".1f"):
-    """10 to a power in plain Unicode for captions and alt texts: 10⁻⁸, 10^-4.5 as "10 to the −4.5"."""
-    if float(exponent).is_integer():
-        return "10" + str(int(exponent)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
-    return f"10 to the {format(exponent, fmt).replace('-', '−')}"
 
 
 def legend_label(label):
@@ -214,7 +207,7 @@ def adding(cfg):
                 f"{', '.join(f'{v:g} for the {LABELS[k]}' for k, v in cfg.lr.items())}), batches of "
                 f"{cfg.batch} fresh sequences, at most {cfg.steps} steps; a run stops once its loss is below "
                 f"{cfg.solved:.3g} (solved) or has not improved by 5% in {cfg.patience} steps (plateau). Test MSE on "
-                f"{cfg.test_size} held-out sequences; seeds {', '.join(map(str, cfg.seeds))}, each its own "
+                f"{cfg.test_size} held-out sequences; seeds {listed(cfg.seeds)}, each its own "
                 "initialisation and batches. Left: one line per seed; its end marker says why it stopped. Right: "
                 "median line, min–max band.")])
 
@@ -354,7 +347,7 @@ def init_40(cfg):
                 f"respect to the input at step t (Frobenius norm, root mean square over {cfg.probe_size} sequences), "
                 "divided by its "
                 "value at the last step; medians over the seeds "
-                f"{', '.join(map(str, cfg.seeds))}.")]
+                f"{listed(cfg.seeds)}.")]
     plots.append(draw_connectivity(cfg, data))
     return Result(data, plots)
 
@@ -399,7 +392,7 @@ def draw_connectivity(cfg, data):
                 f" root mean square over {cfg.probe_size} fixed adding-problem sequences of length "
                 f"{cfg.length}, measured every {cfg.probe_every} training steps of the runs of the experiment "
                 f"above (tanh RNN: learning rate {cfg.lr['rnn']:g}; GRU: {cfg.lr['gru']:g}); median of the log over "
-                f"the seeds {', '.join(map(str, cfg.seeds))}. Colours below {power_of_ten(low)} are drawn as "
+                f"the seeds {listed(cfg.seeds)}. Colours below {power_of_ten(low)} are drawn as "
                 f"{power_of_ten(low)}.")
 
 
@@ -426,4 +419,4 @@ def init_20(cfg):
                 "matrix the identity, biases 0, input weights from N(0, 10⁻⁶). Solved: test MSE on "
                 f"{cfg.test_size} held-out sequences below 1/120. Right: the norm of the Jacobian of the last hidden "
                 "state with respect to the input at step t, divided by its value at the last step; "
-                f"medians over the seeds {', '.join(map(str, cfg.seeds))}.")])
+                f"medians over the seeds {listed(cfg.seeds)}.")])

@@ -12,7 +12,7 @@ from torch import nn
 
 from vgsite import health
 from vgsite.nets import DeepMLP
-from vgsite.plots import LAYER_LABEL, figure, finish, fit_to_column, median_band, power_of_ten
+from vgsite.plots import LAYER_LABEL, figure, finish, fit_to_column, listed, median_band, power_of_ten
 from vgsite.probes import gradient_flow, log_histogram, log_ratio, norm
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
@@ -155,7 +155,7 @@ def profile_plot(cfg, moments, out):
                 caption=f"Tanh, depth {cfg.depth}, width {cfg.width}, weights U(±1/√n), zero biases (Glorot & "
                         f"Bengio's standard initialisation), on the digits; one fixed batch of {cfg.probe_batch} "
                         f"training images. Right: the same networks after {cfg.steps} SGD steps at learning rate "
-                        f"{cfg.lr}. Lines: median of seeds {', '.join(map(str, cfg.seeds))}; bands: their range.")
+                        f"{cfg.lr}. Lines: median of seeds {listed(cfg.seeds)}; bands: their range.")
 
 
 def histogram_plot(cfg, moments, out):
@@ -245,7 +245,7 @@ def trend_plot(cfg, records, histories, out):
                     f"{abs(np.median(d['gradient_plateau'])):.1f} decades and the update ratios of all hidden layers "
                     f"by {np.median(d['update_plateau']):.1f} (medians over the plateau).",
                 caption=f"vgsite.health's summary of the layers, sampled every {cfg.every} steps on the training "
-                        f"batch of each step; seeds {', '.join(map(str, cfg.seeds))}. 0 means level across layers. "
+                        f"batch of each step; seeds {listed(cfg.seeds)}. 0 means level across layers. "
                         "Top: the training loss of each minibatch (dotted: ln 10, guessing).")
 
 

@@ -4,7 +4,7 @@ import torch
 from matplotlib import colormaps
 
 from vgsite.nets import DeepMLP
-from vgsite.plots import figure, finish, median_band
+from vgsite.plots import figure, finish, listed, median_band
 from vgsite.probes import TrainingRecorder
 from vgsite.registry import Plot, Result, experiment
 from vgsite.theory import WEIGHT_VARIANCE, per_layer_factor
@@ -106,10 +106,6 @@ def depth_colour(d, depths):
     return colormaps["viridis"](0.85 * (list(depths).index(d)) / max(1, len(depths) - 1))
 
 
-def seeds_text(cfg):
-    return f"seeds {', '.join(map(str, cfg.seeds))}"
-
-
 def smoothed(run, key, k):
     return np.array([smooth(v, k) for v in run[key]])
 
@@ -151,7 +147,7 @@ def loss_curves(cfg, runs):
                     + (f"), and depth {', '.join(map(str, stuck))} never leave it" if stuck else ")")
                     + f". ReLU with He initialisation and sigmoid with batch normalisation, both {cfg.remedy_depth} "
                       "layers deep, fall at once.",
-                caption=f"Digits, width {cfg.width}, plain SGD, batch 64, {seeds_text(cfg)}: the line is the median "
+                caption=f"Digits, width {cfg.width}, plain SGD, batch 64, seeds {listed(cfg.seeds)}: the line is the median "
                         f"over the seeds, the band their range. Learning rate {cfg.lr_sigmoid} for the sigmoid nets, "
                         f"{cfg.lr_relu} for ReLU. Minibatch loss and test accuracy sampled every {cfg.every} steps, "
                         f"moving average over {cfg.smooth} samples.")
@@ -205,7 +201,7 @@ def update_ratios(cfg, runs):
                     "With ReLU and He initialisation, or with batch normalisation, all layers move at about the same "
                     "rate.",
                 caption=f"$\\|\\Delta W_\\ell\\|/\\|W_\\ell\\|$ of one SGD update, every {cfg.ratio_every} steps, geometric moving average "
-                        f"over 5 samples; the same runs as the loss curves ({seeds_text(cfg)}; line: median, band: "
+                        f"over 5 samples; the same runs as the loss curves (seeds {listed(cfg.seeds)}; line: median, band: "
                         "range). Dashes at step 0: the median ratio of the last layer times $\\sqrt{1/3}/4$ per layer "
                         "below it.")
 
@@ -264,7 +260,7 @@ def depth_sweep(cfg, runs):
                     f"and stay at ln 10 (guessing, test accuracy near 0.1) from depth {last_ok + 1} on; the steps "
                     "they need to leave the plateau grow steeply with depth. ReLU with He initialisation leaves it "
                     "within the first few dozen steps at every depth.",
-                caption=f"The same runs as the loss curves, {seeds_text(cfg)}: training-set loss and test accuracy "
+                caption=f"The same runs as the loss curves, seeds {listed(cfg.seeds)}: training-set loss and test accuracy "
                         f"at step {cfg.steps} (median, whiskers: range over the seeds), and the first step where the "
                         f"smoothed minibatch loss fell below {cfg.escape_loss} (small dots: each seed; line: median; "
                         "guessing is ln 10 ≈ 2.30; triangles: not reached in some or all seeds). Markers are "

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vgsite.plots import COLORS, figure, finish, log_line, median_band, power_of_ten, theory_line
+from vgsite.plots import COLORS, figure, finish, listed, median_band, power_of_ten, theory_line
 from vgsite.registry import Plot, Result, experiment
 from vgsite.train import across_seeds
 
@@ -276,7 +276,7 @@ def init_gradient(cfg):
                 f"{4 * cfg.d_model}, ReLU, PyTorch's initialisation; DeepNorm: residual $\\times(2L)^{{1/4}}$, value, output and "
                 f"feed-forward weights Xavier-normal with gain $(8L)^{{-1/4}}$), a final LayerNorm and a linear head; one "
                 f"batch of {cfg.batch} sort-task sequences of {cfg.length} tokens, cross-entropy; seeds "
-                f"{', '.join(map(str, cfg.seeds))}, median line and min–max band.")])
+                f"{listed(cfg.seeds)}, median line and min–max band.")])
 
 
 # ---------------------------------------------------------------- 2. learning-rate warm-up
@@ -334,7 +334,7 @@ def warmup(cfg):
         caption=f"nn.TransformerEncoderLayer stacks, depth {cfg.depth}, d_model {cfg.d_model}, {cfg.heads} heads; "
                 f"sort {cfg.length} tokens of {cfg.vocab}; Adam (β = 0.9, 0.98), batches of {cfg.batch}, "
                 f"{cfg.steps} steps; warm-up: linear over the first {cfg.warmup} steps (grey line), then constant. "
-                f"Solid: Post-LN, dashed: Pre-LN; seeds {', '.join(map(str, cfg.seeds))}, median and min–max band.")])
+                f"Solid: Post-LN, dashed: Pre-LN; seeds {listed(cfg.seeds)}, median and min–max band.")])
 
 
 # ---------------------------------------------------------------- 3. rank collapse
@@ -411,7 +411,7 @@ def rank_collapse_depth(cfg):
         caption=f"Blocks built from nn.TransformerEncoderLayer's weights and initialisation (d_model {cfg.d_model}, "
                 f"{cfg.heads} heads, feed-forward {4 * cfg.d_model}, ReLU), without LayerNorm, in float64; input "
                 f"{cfg.batch} sequences of {cfg.length} standard-normal token vectors; median over the sequences, "
-                f"then median line and min–max band over seeds {', '.join(map(str, cfg.seeds))}.")])
+                f"then median line and min–max band over seeds {listed(cfg.seeds)}.")])
 
 
 # ---------------------------------------------------------------- 4. attention-logit growth and QK-layernorm
@@ -455,4 +455,4 @@ def logit_growth(cfg):
         caption=f"Pre-LN nn.TransformerEncoderLayer stacks (depth {cfg.depth}, d_model {cfg.d_model}, {cfg.heads} "
                 f"heads), with or without a LayerNorm (with its gain) on each head's queries and keys; sort "
                 f"{cfg.length} tokens of {cfg.vocab}; Adam (β = 0.9, 0.98), {cfg.warmup} warm-up steps, batches of "
-                f"{cfg.batch}, {cfg.steps} steps; seeds {', '.join(map(str, cfg.seeds))}, median and min–max band.")])
+                f"{cfg.batch}, {cfg.steps} steps; seeds {listed(cfg.seeds)}, median and min–max band.")])
