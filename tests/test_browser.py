@@ -375,7 +375,7 @@ def test_404_page_is_styled_under_the_sub_path(browser, served):
     response = page.goto(missing)
     assert response.status == 404
     assert css and all(status == 200 for status, _ in css), css
-    assert any(url.endswith("/assets/stylesheets/vgsite.css") for _, url in css)
+    assert any(url.endswith("/css/vgsite.css") for _, url in css)
     header = page.evaluate("getComputedStyle(document.querySelector('.md-header')).backgroundColor")
     assert header == "rgb(64, 81, 181)", header  # Material's indigo primary colour, #4051b5
     assert page.evaluate("document.querySelector('.md-header a.md-logo').href") == served.base

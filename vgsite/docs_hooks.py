@@ -6,7 +6,6 @@ import base64
 import html
 import json
 import os
-import posixpath
 import re
 import struct
 from pathlib import Path
@@ -39,21 +38,6 @@ def code_page_uri(module_path: str) -> str:
     return code_page(module_path)
 
 
-# The pages' stylesheets after Material's: KaTeX's and docs/css/*.css (in this order) in one file, one request that
-# holds up the first paint instead of four. mkdocs.yml's extra_css names STYLESHEET.
-STYLESHEETS = ["css/math.css", "css/vgsite.css", "css/explorer.css"]
-STYLESHEET = "assets/stylesheets/vgsite.css"
-
-
-def stylesheet(docs_dir: Path) -> str:
-    fonts = posixpath.relpath(f"{katex.SITE_DIR}/fonts", posixpath.dirname(STYLESHEET))
-    parts = [(katex.ASSETS / katex.STYLESHEET).read_text().replace("url(fonts/", f"url({fonts}/")]
-    for name in STYLESHEETS:
-        if (docs_dir / name).is_file():
-            parts.append(f"/* docs/{name} */\n" + (docs_dir / name).read_text())
-    return "\n".join(parts)
-
-
 @event_priority(50)  # before mkdocs-jupyter's on_files, which turns the executed notebooks added here into pages
 def on_files(files, config):
     for path in sorted(FIGURES.rglob("*")):
@@ -68,50 +52,17 @@ def on_files(files, config):
     for path in shipped:
         files.append(File.generated(config, f"{katex.SITE_DIR}/{path.relative_to(katex.ASSETS).as_posix()}",
                                     abs_src_path=str(path)))
-    for name in STYLESHEETS:
-        if (joined := files.get_file_from_path(name)) is not None:
-            files.remove(joined)
-    files.append(File.generated(config, STYLESHEET, content=stylesheet(Path(config["docs_dir"]))))
     index = ["---", "search:", "  exclude: true", "---", "", "# The code behind the figures", "",
              "Every figure on this site is drawn by one of these modules. Topic modules hold the experiments; "
              "the others are shared by all topics. Run `vgsite list` to see every experiment.", ""]
     for rel, path in code_modules():
         uri = code_page_uri(rel)
         index.append(f"- [`{rel}`]({Path(uri).name}) — {docstring_line(path)}")
-        body = f"---\nsearch:\n  exclude: true\n---\n\n# `{rel}`\n\n{code_listing(path.read_text())}"
+        body = f"---\nsearch:\n  exclude: true\n---\n\n# `{rel}`\n\n```python\n{path.read_text()}```\n"
         files.append(File.generated(config, uri, content=body))
     files.append(File.generated(config, f"{CODE_DIR}/index.md", content="\n".join(index) + "\n"))
     add_notebooks(files, config)
     return files
-
-
-def code_listing(source: str) -> str:
-    """A module's source as Markdown: one code block for its head (docstring, imports) and one for each top-level
-    function or class, under a heading with its name (the page's table of contents lists them). The blocks are
-    laid out only as they scroll into view (docs/css/vgsite.css), so a long module opens as fast as a short one."""
-    import ast
-
-    lines = source.splitlines(keepends=True)
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return f"```python\n{source}```\n"
-    starts = []  # (first line, name): a definition with its decorators and the comments right above it
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
-            while first > 0 and lines[first - 1].lstrip().startswith("#"):
-                first -= 1
-            starts.append((first, node.name))
-    cuts = [(0, None)] + starts
-    parts = []
-    for (begin, name), (end, _) in zip(cuts, cuts[1:] + [(len(lines), None)]):
-        code = "".join(lines[begin:end]).strip("\n")
-        if not code:
-            continue
-        heading = f"## `{name}`\n\n" if name else ""
-        parts.append(f"{heading}```python\n{code}\n```\n")
-    return "\n".join(parts)
 
 
 def docstring_line(path: Path) -> str:
