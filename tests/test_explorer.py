@@ -283,7 +283,6 @@ def test_address_round_trips(js):
 # The built page: controls, plots, summary, address.
 
 
-
 @pytest.fixture(scope="module")
 def explorer_site(published):
     """The site as MkDocs builds it from the current pages and figures (no experiment runs): conftest's `published`,

@@ -60,7 +60,7 @@ def is_module(name: str) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _imported_names(name: str, package: str, source: bytes) -> tuple:
+def _imported_names(package: str, source: bytes) -> tuple:
     """Every name an import statement in `source` mentions (parsed once per distinct source: a status table asks
     for the same modules a hundred times)."""
     try:
@@ -88,7 +88,7 @@ def vgsite_imports(module: str) -> set[str]:
         seen.add(name)
         spec = importlib.util.find_spec(name)
         package = name if spec.submodule_search_locations else name.rpartition(".")[0]
-        found = _imported_names(name, package, Path(spec.origin).read_bytes())
+        found = _imported_names(package, Path(spec.origin).read_bytes())
         todo += [c for c in found if c and c.split(".")[0] == "vgsite" and is_module(c)]
     return seen
 

@@ -140,20 +140,11 @@ def png_dpi(scale: float = SCALE) -> float:
     return CSS_PX_PER_INCH * scale
 
 
-def png_bytes(fig, scale: float = SCALE, one_x: bool = False):
-    """Render a matplotlib figure to PNG bytes that depend only on what is drawn (no timestamp, no version).
-
-    At `scale` pixels per CSS px of its displayed size (vgsite.plots.CSS_PX_PER_INCH per inch): 2, so that it is
-    sharp on a high-density screen; the page gives it width and height at 1×. The colours are reduced to a
-    palette (Pillow's fast octree, no dithering: lines and text stay crisp), which makes the file ~3× smaller.
-    Agg's pixels go to Pillow directly (no PNG encoded and decoded in between). With `one_x`, returns a pair:
-    those bytes and the same pixels resampled to the displayed size (1×, for the page's srcset; resampled, not
-    drawn again, so that drawing once leaves the figure as it was for the next rendering).
-    """
+def rendered(fig, scale: float = SCALE):
+    """The figure's pixels at `scale` pixels per CSS px of its displayed size (vgsite.plots.CSS_PX_PER_INCH per
+    inch), as a Pillow RGB image: Agg's buffer goes to Pillow directly (no PNG encoded and decoded in between)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
-
-    from vgsite.plots import CSS_PX_PER_INCH
 
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     dpi = fig.dpi
@@ -162,15 +153,33 @@ def png_bytes(fig, scale: float = SCALE, one_x: bool = False):
         rgba, size = canvas.print_to_buffer()
     finally:
         fig.set_dpi(dpi)
-    image = Image.frombuffer("RGBA", size, rgba, "raw", "RGBA", 0, 1).convert("RGB")
+    return Image.frombuffer("RGBA", size, rgba, "raw", "RGBA", 0, 1).convert("RGB")
 
-    def encoded(picture):
-        out = io.BytesIO()
-        picture.quantize(PNG_COLORS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(out, format="PNG")
-        return out.getvalue()
 
-    if not one_x:
-        return encoded(image)
+def encoded(image) -> bytes:
+    """PNG bytes that depend only on the pixels (no timestamp, no version), the colours reduced to a palette
+    (Pillow's fast octree, no dithering: lines and text stay crisp), which makes the file ~3× smaller."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    image.quantize(PNG_COLORS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(out, format="PNG")
+    return out.getvalue()
+
+
+def png_bytes(fig, scale: float = SCALE) -> bytes:
+    """A matplotlib figure as PNG bytes, at 2 pixels per CSS px by default, so that it is sharp on a high-density
+    screen; the page gives it width and height at 1×."""
+    return encoded(rendered(fig, scale))
+
+
+def png_pair(fig) -> tuple[bytes, bytes]:
+    """The figure at 2× (png_bytes) and the same pixels resampled to its displayed size, 1×, for the page's
+    srcset. Resampled, not drawn again: drawing once leaves the figure as it was for the next rendering."""
+    from PIL import Image
+
+    from vgsite.plots import CSS_PX_PER_INCH
+
+    image = rendered(fig)
     shown = tuple(round(inches * CSS_PX_PER_INCH) for inches in fig.get_size_inches())
     return encoded(image), encoded(image.resize(shown, Image.Resampling.LANCZOS))
 
@@ -184,8 +193,8 @@ def render_figures(topic: str, plots: list) -> tuple[dict, dict]:
     files, shown = {}, {}
     for plot in plots:
         light = figure_file(topic, plot.name)
-        files[light], files[at_1x(light)] = png_bytes(plot.fig, one_x=True)
+        files[light], files[at_1x(light)] = png_pair(plot.fig)
         shown[plot.name] = {"alt": plot.alt, "caption": plot.caption, **meta(plot.fig)}
         night, fig = dark_figure_file(topic, plot.name), dark(plot.fig)
-        files[night], files[at_1x(night)] = png_bytes(fig, one_x=True)
+        files[night], files[at_1x(night)] = png_pair(fig)
     return files, shown
