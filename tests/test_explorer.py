@@ -10,17 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, OFFLINE
 from vgsite.probes import log_ratio, probe_at_init
 from vgsite.topics.vanishing import NETS, PER_LAYER_FACTOR
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "docs" / "js" / "explorer"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 SEEDS = range(5)
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's /usr/bin/chromium for the browser")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's {CHROMIUM} for the browser")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,7 +35,7 @@ def one_torch_thread():
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [OFFLINE])
         yield b
         b.close()
 

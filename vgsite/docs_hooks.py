@@ -288,7 +288,7 @@ def label_search_dialog(output: str) -> str:
 # Material fetches the search index (a third of a first visit's bytes) and parses it on the main thread as every
 # page loads. This script, put before Material's, holds that one request back until the reader first comes near
 # the search box (hover, tap, focus, or the f / s / / keys, which focus it); the search then works as before.
-LAZY_SEARCH_INDEX = """<script>/* vgsite: the search index is fetched when the reader first goes to the search box */
+LAZY_SEARCH_INDEX = r"""<script>/* vgsite: the search index is fetched when the reader first goes to the search box */
 (function () {
   var proto = XMLHttpRequest.prototype, open = proto.open, send = proto.send, held = [], wanted = false;
   function want() {

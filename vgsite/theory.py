@@ -48,37 +48,48 @@ def gaussian(f, q: float = 1.0) -> float:
     return float((_W * f(math.sqrt(q) * _Z)).sum())
 
 
-@lru_cache(maxsize=None)
 def moments(activation: str, q: float = 1.0) -> dict:
     """E[g(z)], E[g(z)^2], Var[g(z)] and E[g'(z)^2] for z ~ N(0, q).
 
     q = 0 is the small-signal limit: g(0) for the values, the mean of g'(0-)^2 and g'(0+)^2 for the slopes.
     """
-    kink = float((_slope(activation, _SIDES) ** 2).mean())  # g'^2 at z = 0: the mean of its two sides
+    return {**_values(activation, float(q)), "slope2": _slope2(activation, float(q))}
+
+
+@lru_cache(maxsize=None)
+def _values(activation: str, q: float) -> dict:
+    """The moments of g(z) alone: the variance map iterates them, and needs no slope (autograd on the grid)."""
     if q == 0:
         value = float(ACTIVATIONS[activation]()(torch.zeros(1, dtype=torch.float64)))
-        return {"mean": value, "second": value ** 2, "variance": 0.0, "slope2": kink}
+        return {"mean": value, "second": value ** 2, "variance": 0.0}
     if activation == "relu":  # closed forms: exact, where the grid is off by about 1e-9 at the kink
-        return {"mean": math.sqrt(q / (2 * math.pi)), "second": q / 2, "variance": q / 2 - q / (2 * math.pi),
-                "slope2": 0.5}
-    z = math.sqrt(q) * _Z
+        return {"mean": math.sqrt(q / (2 * math.pi)), "second": q / 2, "variance": q / 2 - q / (2 * math.pi)}
     with torch.no_grad():
-        g = ACTIVATIONS[activation]()(z)
+        g = ACTIVATIONS[activation]()(math.sqrt(q) * _Z)
     mean = (_W * g).sum()
-    slope2 = _slope(activation, z) ** 2
+    return {"mean": float(mean), "second": float((_W * g * g).sum()), "variance": float((_W * (g - mean) ** 2).sum())}
+
+
+@lru_cache(maxsize=None)
+def _slope2(activation: str, q: float) -> float:
+    kink = float((_slope(activation, _SIDES) ** 2).mean())  # g'^2 at z = 0: the mean of its two sides
+    if q == 0:
+        return kink
+    if activation == "relu":
+        return 0.5
+    slope2 = _slope(activation, math.sqrt(q) * _Z) ** 2
     slope2[_MID] = kink  # autograd's one-sided slope at a kink (leaky ReLU, SELU) would be an O(spacing) error
-    return {"mean": float(mean), "second": float((_W * g * g).sum()), "variance": float((_W * (g - mean) ** 2).sum()),
-            "slope2": float((_W * slope2).sum())}
+    return float((_W * slope2).sum())
 
 
 def slope2(activation: str, q: float = 1.0) -> float:
     """E[g'(z)^2], z ~ N(0, q): what the activation multiplies the squared gradient by, on average."""
-    return moments(activation, float(q))["slope2"]
+    return _slope2(activation, float(q))
 
 
 def variance(activation: str, q: float = 1.0) -> float:
     """Var[g(z)], z ~ N(0, q): the spread of a unit's output."""
-    return moments(activation, float(q))["variance"]
+    return _values(activation, float(q))["variance"]
 
 
 def chi(activation: str, weight_variance: float, q: float = 0.0) -> float:
@@ -98,7 +109,7 @@ def per_layer_factor(activation: str, weight_variance: float, q: float = 0.0) ->
 
 def variance_map(activation: str, weight_variance: float, q: float, bias_variance: float = 0.0) -> float:
     """q_(l+1) = s E[g(z)^2] + sigma_b^2, z ~ N(0, q_l): the next layer's pre-activation variance."""
-    return weight_variance * moments(activation, float(q))["second"] + bias_variance
+    return weight_variance * _values(activation, float(q))["second"] + bias_variance
 
 
 def forward_variance(activation: str, weight_variance: float, depth: int, q_in: float = 1.0) -> np.ndarray:

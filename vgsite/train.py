@@ -107,19 +107,19 @@ class _Stacked(torch.nn.Module):
         if not hasattr(first, "blocks") or not all(isinstance(b.linear, torch.nn.Linear) for b in first.blocks):
             raise TypeError("fit_stacked trains DeepMLP-like models (blocks of Linear layers and a Linear head)")
         self.models, self.blocks = models, list(first.blocks)  # plain lists: not submodules
-        self.names = [n for n, _ in first.named_parameters()]
-        self.buffer_names = [n for n, _ in first.named_buffers()]
+        params = [dict(m.named_parameters()) for m in models]
+        buffers = [dict(m.named_buffers()) for m in models]
+        self.names, self.buffer_names = list(params[0]), list(buffers[0])
         self.stacked = torch.nn.ParameterList(
-            torch.nn.Parameter(torch.stack([dict(m.named_parameters())[n].detach() for m in models]))
-            for n in self.names)
-        self.buffers_ = [torch.stack([dict(m.named_buffers())[n] for m in models]) for n in self.buffer_names]
-        for i, m in enumerate(models):
-            for n, p in m.named_parameters():
-                p.data = self.stacked[self.names.index(n)].data[i]
-            for n, b in m.named_buffers():
-                b.data = self.buffers_[self.buffer_names.index(n)][i]
+            torch.nn.Parameter(torch.stack([p[n].detach() for p in params])) for n in self.names)
+        self.buffers_ = [torch.stack([b[n] for b in buffers]) for n in self.buffer_names]
         self.param = dict(zip(self.names, self.stacked))
         self.buffer = dict(zip(self.buffer_names, self.buffers_))
+        for i, (p, b) in enumerate(zip(params, buffers)):
+            for n, param in p.items():
+                param.data = self.param[n].data[i]
+            for n, buffer in b.items():
+                buffer.data = self.buffer[n][i]
 
     def share_grads(self):
         for i, m in enumerate(self.models):
@@ -202,14 +202,17 @@ def fit_stacked(build, data, seeds, steps, hooks=None, lr=0.1, batch_size=64, op
            else torch.optim.Adam(params, lr=lr))
     n = len(seeds)
     histories = [{"step": [], "loss": [], "test_acc": [], "grad_norm": []} for _ in seeds]
+    grads_in_place = []  # after the first backward pass, each stacked parameter's .grad, accumulated into in place
     for step in range(steps + 1):
         idx = torch.stack([torch.randint(0, len(x), (batch_size,), generator=g) for g in gens])
         out = net(x[idx])
         losses = F.cross_entropy(out.flatten(0, 1), y[idx].flatten(), reduction="none").view(n, -1).mean(1)
-        opt.zero_grad(set_to_none=False)  # the gradients stay in place, so the models' .grad views stay valid
+        for grad in grads_in_place:  # zeroed, not freed: the models' .grad are views of them
+            grad.zero_()
         losses.sum().backward()
         if step == 0:
             net.share_grads()
+            grads_in_place = [p.grad for p in params if p.grad is not None]
         if any(on_steps):
             for model, on_step in zip(models, on_steps):
                 if on_step:
