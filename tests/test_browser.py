@@ -438,7 +438,8 @@ AXE_CONTEXT = {"exclude": [".katex-html"]}
 
 
 def axe_violations(page, rules=None):
-    page.add_script_tag(path=str(AXE))
+    if not page.evaluate("typeof axe !== 'undefined'"):  # once per page: the light and the dark check share it
+        page.add_script_tag(path=str(AXE))
     options = {"resultTypes": ["violations"], **({"runOnly": rules} if rules else {})}
     found = page.evaluate("async ([context, options]) => (await axe.run(context, options)).violations",
                           [AXE_CONTEXT, options])

@@ -6,7 +6,9 @@
 - runs Lighthouse (its default, mobile preset: a mid-range phone, simulated slow 4G) on every page, in Debian's
   /usr/bin/chromium, and reports each page's performance and accessibility scores, with the audits that cost
   points. Lighthouse is the npm package, pinned (LIGHTHOUSE) and installed under .venv/lighthouse by `make bench`
-  (`npm install --prefix .venv/lighthouse lighthouse@VERSION`); it never downloads a browser;
+  (`npm install --prefix .venv/lighthouse lighthouse@VERSION`); it never downloads a browser. One run of a page
+  varies by several points (Lighthouse's docs/variability.md: the median of several runs is the stable figure), so
+  a page below MIN_PERFORMANCE on its first run is run RUNS times in all and scored by the median run;
 - opens every page in headless Chromium with an empty cache and adds up the bytes of every response: the HTML and
   the images, CSS, JavaScript and search index it loads, lazy images included (a reader scrolls), raw and as sent
   gzipped. It flags an image whose PNG is more than twice as wide as it is shown on a 1280 px desktop (twice covers
@@ -48,6 +50,7 @@ MIN_ACCESSIBILITY = 1.0
 LIGHTHOUSE = "12.2.3"     # 13 needs Node 22; Debian's Node is 20
 LIGHTHOUSE_DIR = ROOT / ".venv" / "lighthouse"
 MAX_OVERSIZE = 2.0
+RUNS = 3  # Lighthouse runs of a page that scores below MIN_PERFORMANCE on its first; the median one counts
 DESKTOP = {"width": 1280, "height": 800}
 TEXT_TYPES = ("text/", "application/javascript", "application/json", "image/svg+xml", "application/xml")
 
@@ -242,6 +245,22 @@ def run_lighthouse(base, paths):
     return out
 
 
+def rerun_below_target(base, scores, runs=RUNS):
+    """Run the pages whose performance is below MIN_PERFORMANCE runs - 1 more times; each keeps its median run (by
+    performance score), with every run's score in "runs"."""
+    slow = [path for path, row in scores.items() if (row.get("performance") or 0) < MIN_PERFORMANCE]
+    tries = {path: [scores[path]] for path in slow}
+    for _ in range(runs - 1):
+        if slow:
+            print(f"bench: Lighthouse again on {len(slow)} pages below {MIN_PERFORMANCE}", file=sys.stderr)
+        for path, row in run_lighthouse(base, slow).items():
+            tries[path].append(row)
+    for path, rows in tries.items():
+        ranked = sorted(rows, key=lambda r: r.get("performance") or 0)
+        scores[path] = {**ranked[(len(ranked) - 1) // 2], "runs": [r.get("performance") for r in rows]}
+    return scores
+
+
 def main(argv=None):
     from playwright.sync_api import sync_playwright
 
@@ -270,7 +289,7 @@ def main(argv=None):
     start = time.monotonic()
     rows, oversized = [], []
     with serve_site(site_dir, gzipped=True) as base:
-        scores = run_lighthouse(base, paths) if lighthouse else {}
+        scores = rerun_below_target(base, run_lighthouse(base, paths)) if lighthouse else {}
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for path in paths:
@@ -305,7 +324,7 @@ def report(rows, lighthouse):
     """Print the table, then what is short of the targets; returns the list of shortfalls."""
     print(f"{'perf':>5} {'a11y':>5} {'LH kB':>6} {'gz kB':>6} {'raw kB':>7} {'files':>5}  page   "
           "[heaviest kinds, gzipped]")
-    failures = []
+    failures, reruns = [], []
     for r in rows:
         lh = r["lighthouse"] or {}
         perf, a11y = lh.get("performance"), lh.get("accessibility")
@@ -320,6 +339,9 @@ def report(rows, lighthouse):
             if not lh or lh.get("error"):
                 failures.append(f"{r['page']}: Lighthouse gave no result ({lh.get('error') if lh else 'no output'})")
                 continue
+            if "runs" in lh:
+                each = " ".join("-" if v is None else f"{v:.2f}" for v in lh["runs"])
+                reruns.append(f"{r['page']}: {each} -> median {cell(perf).strip()}")
             if perf is None or perf < MIN_PERFORMANCE:
                 failures.append(f"{r['page']}: performance {perf} (FCP {lh['fcp']:.0f} ms, LCP {lh['lcp']:.0f} "
                                 f"ms, TBT {lh['tbt']:.0f} ms, CLS {lh['cls']:.3f}): "
@@ -328,6 +350,9 @@ def report(rows, lighthouse):
                 failures.append(f"{r['page']}: accessibility {a11y}: {'; '.join(lh['costs']['accessibility'])}")
     print("perf, a11y: Lighthouse (mobile preset, simulated slow 4G) scores; LH kB: what its first load transferred; "
           "gz kB: every byte a first visit fetches, lazy images included, as sent gzipped; raw kB: the same unzipped.")
+    if reruns:
+        print(f"Below {MIN_PERFORMANCE} on a first run, so run {RUNS} times (performance of each run, the median "
+              "shown above):\n  " + "\n  ".join(reruns))
     if failures:
         print(f"\nShort of the targets (performance >= {MIN_PERFORMANCE}, accessibility >= {MIN_ACCESSIBILITY}, "
               f"<= {MAX_PAGE_GZIP / 1e3:.0f} kB gzipped):")
