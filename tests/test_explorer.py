@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "docs" / "js" / "explorer"
 SEEDS = range(5)
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's {CHROMIUM} for the browser")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM} for the browser")
 
 
 @pytest.fixture(scope="module", autouse=True)

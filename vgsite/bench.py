@@ -8,7 +8,8 @@
   points. Lighthouse is the npm package, pinned (LIGHTHOUSE) and installed under .venv/lighthouse by `make bench`
   (`npm install --prefix .venv/lighthouse lighthouse@VERSION`); it never downloads a browser. One run of a page
   varies by several points (Lighthouse's docs/variability.md: the median of several runs is the stable figure), so
-  a page below MIN_PERFORMANCE on its first run is run RUNS times in all and scored by the median run;
+  a page below MIN_PERFORMANCE on its first run is run RUNS times in all and scored by the median run (pages at
+  or above it are not run again);
 - opens every page in headless Chromium with an empty cache and adds up the bytes of every response: the HTML and
   the images, CSS, JavaScript and search index it loads, lazy images included (a reader scrolls), raw and as sent
   gzipped. It flags an image whose PNG is more than twice as wide as it is shown on a 1280 px desktop (twice covers
@@ -247,7 +248,8 @@ def run_lighthouse(base, paths):
 
 def rerun_below_target(base, scores, runs=RUNS):
     """Run the pages whose performance is below MIN_PERFORMANCE runs - 1 more times; each keeps its median run (by
-    performance score), with every run's score in "runs"."""
+    performance score; the lower middle one of an even count), with every run's score in "runs". One-sided: a page
+    at or above the target on its first run is not run again, so one lucky run still passes a page."""
     slow = [path for path, row in scores.items() if (row.get("performance") or 0) < MIN_PERFORMANCE]
     tries = {path: [scores[path]] for path in slow}
     for _ in range(runs - 1):
@@ -351,8 +353,8 @@ def report(rows, lighthouse):
     print("perf, a11y: Lighthouse (mobile preset, simulated slow 4G) scores; LH kB: what its first load transferred; "
           "gz kB: every byte a first visit fetches, lazy images included, as sent gzipped; raw kB: the same unzipped.")
     if reruns:
-        print(f"Below {MIN_PERFORMANCE} on a first run, so run {RUNS} times (performance of each run, the median "
-              "shown above):\n  " + "\n  ".join(reruns))
+        print(f"Below {MIN_PERFORMANCE} on a first run, so run again, {RUNS} runs in all (performance of each run; "
+              "the median is shown above):\n  " + "\n  ".join(reruns))
     if failures:
         print(f"\nShort of the targets (performance >= {MIN_PERFORMANCE}, accessibility >= {MIN_ACCESSIBILITY}, "
               f"<= {MAX_PAGE_GZIP / 1e3:.0f} kB gzipped):")
