@@ -166,6 +166,22 @@ def published(tmp_path_factory):
     return SimpleNamespace(base=known["base"], dir=Path(known["dir"]))
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by playwright (never `playwright install`), in which no host but the test server's
+    resolves (vgsite.bench.OFFLINE): one per test module."""
+    from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, OFFLINE
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [OFFLINE])
+        yield chromium
+        chromium.close()
+
+
 def pytest_sessionfinish(session):
     """Stop the published site's server as soon as the run ends (it would stop itself within half a second)."""
     if os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(session.config, "_tmp_path_factory"):

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from conftest import PREFIX, type_search
-from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, OFFLINE, page_paths
+from vgsite.bench import page_paths
 
 # The tests that read the crawl of every page stay on one xdist worker, so that the pages are visited once; the other
 # browser tests spread over the workers (conftest's `published`: one build and one server for all).
@@ -57,18 +57,6 @@ def served(published):
     """The site built with SITE_URL at the sub-path (as the Pages workflow builds it) and served there: conftest's
     `published`, one build for this file and test_explorer."""
     return Site(published.base, published.dir)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [OFFLINE])
-        yield chromium
-        chromium.close()
 
 
 def new_context(browser, served, **kw):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, OFFLINE
+from vgsite.bench import CHROMIUM
 from vgsite.probes import log_ratio, probe_at_init
 from vgsite.topics.vanishing import NETS, PER_LAYER_FACTOR
 
@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "docs" / "js" / "explorer"
 SEEDS = range(5)
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM} for the browser")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"needs Chromium at {CHROMIUM} for the browser")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,15 +30,6 @@ def one_torch_thread():
     torch.set_num_threads(1)  # as every experiment runs: many small ops are slower on two threads
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [OFFLINE])
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

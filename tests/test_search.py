@@ -6,14 +6,11 @@ down-weighted by vgsite/docs_hooks.py (page.meta["search"]["boost"]), and front 
 (`search: boost` or `tags`, which Material indexes as keywords). Uses conftest's `published` site (one build
 shared by every xdist worker) and Debian's /usr/bin/chromium; skips without it.
 """
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from conftest import PREFIX, type_search
-from vgsite.bench import CHROMIUM, CHROMIUM_ARGS, OFFLINE
-
 
 SEARCHES = [
     ("sigmoid", "vanishing/", "Why gradients vanish"),
@@ -31,19 +28,12 @@ FIRST_RESULTS = """() => [...document.querySelectorAll(".md-search-result__item 
 
 
 @pytest.fixture(scope="module")
-def search_page(published):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # The site works offline: only the test server resolves (test_browser checks that nothing asks elsewhere).
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [OFFLINE])
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="block")
-        page = context.new_page()
-        page.goto(published.base)
-        yield page
-        browser.close()
+def search_page(browser, published):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="block")
+    page = context.new_page()
+    page.goto(published.base)
+    yield page
+    context.close()
 
 
 def page_of(href: str) -> str:

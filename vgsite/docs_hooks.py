@@ -322,7 +322,7 @@ LAZY_SEARCH_INDEX = r"""<script>/* vgsite: the search index is fetched when the 
 
 
 def lazy_search_index(output: str) -> str:
-    return re.sub(r'(<script id="__config")', lambda m: LAZY_SEARCH_INDEX + m.group(1), output, count=1)
+    return output.replace('<script id="__config"', LAZY_SEARCH_INDEX + '<script id="__config"', 1)
 
 
 def on_post_page(output, page, config):

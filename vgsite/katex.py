@@ -110,7 +110,7 @@ def subset_font(data: bytes, chars: set[str]) -> bytes:
 
     options = subset.Options()
     options.flavor, options.layout_features, options.notdef_outline = "woff2", ["*"], True
-    font = TTFont(io.BytesIO(data))
+    font = TTFont(io.BytesIO(data), recalcTimestamp=False)  # the same bytes from every build
     subsetter = subset.Subsetter(options)
     subsetter.populate(unicodes=sorted(map(ord, chars)))
     subsetter.subset(font)
@@ -120,18 +120,12 @@ def subset_font(data: bytes, chars: set[str]) -> bytes:
     return out.getvalue()
 
 
-def subset_fonts(site_dir: Path) -> tuple[int, int]:
-    """Cut the fonts published under SITE_DIR down to the characters the built site's pages use; returns the bytes
-    before and after. A character the site does not use cannot be missing from a formula: every formula's text is
-    in a page."""
+def subset_fonts(site_dir: Path):
+    """Cut the fonts published under SITE_DIR down to the characters the built site's pages use. A character the
+    site does not use cannot be missing from a formula: every formula's text is in a page."""
     chars = site_characters(site_dir)
-    before = after = 0
     for path in sorted((Path(site_dir) / SITE_DIR / "fonts").glob("*.woff2")):
-        data = path.read_bytes()
-        cut = subset_font(data, chars)
-        path.write_bytes(cut)
-        before, after = before + len(data), after + len(cut)
-    return before, after
+        path.write_bytes(subset_font(path.read_bytes(), chars))
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ def run_setup(seed: int = 0, device: str | None = None, threads: int = THREADS):
     seed_everything(seed)
     # torch.device(...) as a context routes every torch call through a Python hook (a TorchFunctionMode): a fifth
     # of the time of the small recurrent experiments. The CPU is torch's default device already.
-    on_device = torch.device(device) if device and torch.device(device).type != "cpu" else nullcontext()
-    with rc_context(STYLE), on_device:
+    target = torch.device(device) if device else None
+    with rc_context(STYLE), (target if target is not None and target.type != "cpu" else nullcontext()):
         yield
 
 
