@@ -330,23 +330,34 @@ def test_dark_theme_toggle_works_and_persists(browser, served):
     page = watch(context.new_page())
     page.goto(served.base + "vanishing/")
     scheme = lambda: page.get_attribute("body", "data-md-color-scheme")
-    assert scheme() == "default"
+    # The page's one color-scheme meta (docs_hooks.QUIET_START) follows the theme; Material's own stays detached.
+    meta = lambda: page.eval_on_selector_all("meta[name=color-scheme]", "ms => ms.map(m => m.content)")
+    assert scheme() == "default" and meta() == ["light"]
+    assert page.evaluate("document.documentElement.className") == "js js-focus-visible"
     light_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
     page.click("label.md-header__button[for='__palette_1']:visible")
     assert scheme() == "slate"
+    page.wait_for_function("document.querySelector('meta[name=color-scheme]').content === 'dark'")
     stored = page.evaluate("""() => Object.keys(localStorage).filter(k => k.endsWith("__palette"))
                                     .map(k => [k, JSON.parse(localStorage.getItem(k))])""")
     assert len(stored) == 1 and stored[0][0] == f"{PREFIX}.__palette", stored
     assert stored[0][1]["color"]["scheme"] == "slate"
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") != light_bg
     page.reload()
-    assert scheme() == "slate"
+    assert scheme() == "slate" and meta() == ["dark"]  # the stored choice, before Material's script has run
     page.goto(served.base + "init/")
-    assert scheme() == "slate"
+    assert scheme() == "slate" and meta() == ["dark"]
     page.click("label.md-header__button[for='__palette_0']:visible")
     assert scheme() == "default"
+    page.wait_for_function("document.querySelector('meta[name=color-scheme]').content === 'light'")
     page.reload()
-    assert scheme() == "default"
+    assert scheme() == "default" and meta() == ["light"]
+    context.close()
+    assert not page.problems and not context.elsewhere
+    context = new_context(browser, served, color_scheme="dark")  # nothing stored: the system's scheme
+    page = watch(context.new_page())
+    page.goto(served.base + "vanishing/")
+    assert scheme() == "slate" and meta() == ["dark"]
     context.close()
     assert not page.problems and not context.elsewhere
 

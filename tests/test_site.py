@@ -212,3 +212,21 @@ def test_a_code_page_lists_its_whole_module(site_dir):
     shown = html.unescape(re.sub(r"<[^>]+>", "", blocks[0]))
     assert [line for line in shown.splitlines() if line.strip()] == \
         [line for line in source.splitlines() if line.strip()]  # every line, in order, nothing added
+
+
+def test_pages_spare_the_browser_whole_page_restyles_as_material_starts(site_dir):
+    """docs_hooks: each table in a <div> of its own, the <html> classes and the color-scheme meta set in <head>,
+    and no [data-md-color-switching] rule (the browser side is in test_browser's theme test)."""
+    sheets = "".join(p.read_text() for p in (site_dir / "assets" / "stylesheets").glob("*.css"))
+    assert "[data-md-color-scheme=slate]" in sheets  # Material's palette is there...
+    assert "data-md-color-switching" not in sheets  # ...without the rule that restyles every element twice
+    tables = 0
+    for page in sorted(site_dir.rglob("*.html")):
+        text = page.read_text()
+        head, body = text.split("</head>", 1)
+        assert 'document.documentElement.className = "js js-focus-visible"' in head, page
+        assert 'meta.name = "color-scheme"' in head, page
+        bare = re.findall(r"(.{0,24})<table>", body, re.S)
+        assert all(before.endswith('<div class="vg-table">') for before in bare), (page, bare)
+        tables += len(bare)
+    assert tables >= 10  # the claims ledger, the numbers tables of the topic pages
