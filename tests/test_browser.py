@@ -362,6 +362,28 @@ def test_dark_theme_toggle_works_and_persists(browser, served):
     assert not page.problems and not context.elsewhere
 
 
+@pytest.mark.parametrize("path", ["criticality/", "claims/", "rnn/"])
+def test_a_page_preloads_exactly_the_katex_fonts_it_draws_in(browser, served, path):
+    """docs_hooks.preload_fonts: a font preloaded and not used is bytes for nothing; one used and not preloaded
+    arrives late and restyles the page."""
+    context = new_context(browser, served)
+    page = watch(context.new_page())
+    fetched = []
+    page.on("request", lambda r: r.resource_type == "font" and fetched.append(r.url.rsplit("/", 1)[-1]))
+    page.goto(served.base + path, wait_until="networkidle")
+    preloaded = page.eval_on_selector_all("link[rel=preload][as=font]", "ls => ls.map(l => l.href.split('/').pop())")
+    drawn = page.evaluate("""async () => { await document.fonts.ready;
+      return [...document.fonts].filter(f => f.status === "loaded").map(f => f.family + " " + f.style + " " + f.weight); }""")
+    variant = {("normal", "normal"): "Regular", ("normal", "bold"): "Bold", ("italic", "normal"): "Italic",
+               ("italic", "bold"): "BoldItalic"}
+    used = sorted({f"{family}-{variant[style, 'bold' if weight in ('bold', '700') else 'normal']}.woff2"
+                   for family, style, weight in (d.rsplit(" ", 2) for d in drawn)})
+    assert len(used) >= 3 and sorted(preloaded) == used, (preloaded, used)
+    assert sorted(set(fetched)) == used  # nothing else fetched
+    context.close()
+    assert not page.problems and not context.elsewhere
+
+
 def test_404_page_is_styled_under_the_sub_path(browser, served):
     context = new_context(browser, served)
     page = watch(context.new_page())

@@ -83,7 +83,13 @@ def test_cache_reexecutes_only_what_changed_and_a_failing_cell_fails_clearly(pro
     executed = nbformat.reads(alpha.read_text(), as_version=4)
     assert executed.cells[2].outputs[0]["text"] == "3\n"
     assert "execution" not in executed.cells[2].metadata  # no timestamps: a rerun writes the same bytes
-    assert len(list((out / "beta").glob("*.png"))) == 1  # the image, as a file for the page
+    light, night = sorted((out / "beta").glob("*.png"), key=lambda p: p.name.endswith(".dark.png"))
+    assert night.name == light.name.replace(".png", ".dark.png")  # the image and its dark copy, files for the page
+    from PIL import Image
+    with Image.open(light) as day, Image.open(night) as dark:
+        assert day.size == dark.size and day.convert("L").getpixel((1, 1)) > 240 > 60 > dark.convert("L").getpixel((1, 1))
+    shown = nbformat.reads(beta.read_text(), as_version=4).cells[2].outputs[0]["data"]
+    assert "<img" in shown["text/html"] and notebooks.DARK_PNG in shown  # Jupyter shows the light one
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
     second = run_vgsite(project, "notebooks")
@@ -143,6 +149,37 @@ def test_notebook_page_shows_its_figure_and_is_light(site_dir, name):
     assert "mathjax" not in html.lower() and "require.js" not in html
     assert (page.parent / f"{name}.ipynb").is_file()  # the download
     assert f'href="{name}.ipynb"' in html
+
+
+def test_show_adds_the_dark_copy_only_for_the_site_and_leaves_the_figure_as_it_was(monkeypatch):
+    import IPython.display
+
+    from vgsite import lab
+    from vgsite.plots import figure
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda bundle, raw: shown.append(bundle))
+    fig, ax = figure(width=3, height=2)
+    (line,) = ax.plot([0, 1], [1, 0])
+    color = line.get_color()
+    monkeypatch.delenv(lab.DARK_FIGURES_ENV, raising=False)
+    lab.show(fig, alt="a line")
+    monkeypatch.setenv(lab.DARK_FIGURES_ENV, "1")
+    lab.show(fig, alt="a line")
+    assert lab.DARK_PNG not in shown[0] and lab.DARK_PNG in shown[1]
+    assert shown[1]["image/png"] != shown[1][lab.DARK_PNG]
+    assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0) and line.get_color() == color  # the reader's figure as it was
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_page_shows_each_figure_in_the_readers_theme(site_dir, name):
+    page = site_dir / "notebooks" / name / "index.html"
+    pairs = re.findall(r'<a class="vg-zoom vg-light" href="([^"]+)"[^>]*><img [^>]*></a>'
+                       r'<a class="vg-zoom vg-dark" href="([^"]+)"', page.read_text())
+    assert pairs, "no figure with a dark theme's copy"
+    for light, dark in pairs:
+        assert dark == light.replace(".png", ".dark.png") and (page.parent / dark).resolve().is_file()
+    assert "data:image/png" not in page.read_text()
 
 
 def test_search_index_has_no_image_blobs(site_dir):

@@ -8,6 +8,7 @@ When the site is built, the published fonts are cut down to the characters its p
 page's math then fetches about 35 kB of fonts instead of 80.
 """
 import base64
+import functools
 import hashlib
 import html
 import io
@@ -126,6 +127,37 @@ def subset_fonts(site_dir: Path):
     chars = site_characters(site_dir)
     for path in sorted((Path(site_dir) / SITE_DIR / "fonts").glob("*.woff2")):
         path.write_bytes(subset_font(path.read_bytes(), chars))
+
+
+# A rule of KaTeX's stylesheet that picks a font for the elements with some classes: `.katex .mathcal{font-family:
+# KaTeX_Caligraphic}`. (The base rule, `.katex{font:… KaTeX_Main…}`, is the shorthand: every formula uses Main.)
+FONT_RULE = re.compile(r"([^{}@]+)\{([^{}]*font-family:\s*KaTeX_(\w+)[^{}]*)\}")
+MAIN_FONT = "KaTeX_Main-Regular.woff2"
+
+
+@functools.cache
+def font_rules() -> tuple:
+    """((classes, font file), ...) from KaTeX's stylesheet: an element with all those classes is drawn in that file."""
+    rules = []
+    for selectors, body, family in FONT_RULE.findall((ASSETS / "katex.min.css").read_text(encoding="utf-8")):
+        bold = re.search(r"font-weight:\s*(bold|[6-9]00)", body) is not None
+        italic = re.search(r"font-style:\s*italic", body) is not None
+        variant = ("Bold" if bold else "") + ("Italic" if italic else "") or "Regular"
+        for selector in selectors.split(","):
+            # the last compound that names classes: those of one element (`.delimsizing.size1`)
+            compounds = [c for c in re.split(r"[\s>+~]+", selector.strip()) if "." in c and c != ".katex"]
+            if compounds:
+                rules.append((frozenset(re.findall(r"\.([\w-]+)", compounds[-1])), f"KaTeX_{family}-{variant}.woff2"))
+    return tuple(rules)
+
+
+def fonts_used(page: str) -> list[str]:
+    """The KaTeX font files a built page's formulas are drawn in (those the browser will fetch), for <link
+    rel=preload>: a font that arrives after the page is laid out makes the browser restyle every formula."""
+    if 'class="katex"' not in page:
+        return []
+    elements = {frozenset(attr.split()) for attr in re.findall(r'class="([^"]*)"', page)}
+    return sorted({MAIN_FONT} | {font for need, font in font_rules() if any(need <= has for has in elements)})
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ tests all use it, so a number or a figure is the same wherever it is computed.
 import base64
 import html
 import importlib
+import os
+import pickle
 import random
 import re
 from contextlib import contextmanager, nullcontext
@@ -14,6 +16,11 @@ from contextlib import contextmanager, nullcontext
 from vgsite.outputs import SCALE, png_bytes
 
 THREADS = 1
+# The site's notebook executor (vgsite/notebooks.py) sets DARK_FIGURES_ENV, and show() then adds the dark theme's
+# copy of each figure to the output under DARK_PNG. Jupyter and nbconvert show the types they know, so a reader's
+# notebook looks the same; the site's page shows the copy for its theme.
+DARK_FIGURES_ENV = "VGSITE_DARK_FIGURES"
+DARK_PNG = "image/vnd.vgsite.dark+png"
 
 
 def seed_everything(seed: int):
@@ -87,7 +94,7 @@ def show(obj, alt: str = "", caption: str = ""):
     from IPython.display import display
     from matplotlib import rc_context
 
-    from vgsite.plots import STYLE
+    from vgsite.plots import STYLE, dark
 
     plots = getattr(obj, "plots", None)
     if plots is not None:
@@ -99,13 +106,17 @@ def show(obj, alt: str = "", caption: str = ""):
     caption = caption or getattr(obj, "caption", "")
     with rc_context(STYLE):
         png = png_bytes(fig)
+        night = png_bytes(dark(pickle.loads(pickle.dumps(fig)))) if os.environ.get(DARK_FIGURES_ENV) else None
     data = base64.b64encode(png).decode()
     # Drawn at 2x for sharp screens: shown at its CSS size, the one the site shows it at.
     width, height = (int.from_bytes(png[i:i + 4], "big") // SCALE for i in (16, 20))
     tag = (f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" width="{width}" height="{height}">')
     figure = f'<figure class="vg-figure">{tag}' + (
         f"<figcaption>{caption_html(caption)}</figcaption>" if caption else "") + "</figure>"
-    display({"text/html": figure, "image/png": data, "text/plain": alt}, raw=True)
+    bundle = {"text/html": figure, "image/png": data, "text/plain": alt}
+    if night is not None:
+        bundle[DARK_PNG] = base64.b64encode(night).decode()
+    display(bundle, raw=True)
 
 
 def caption_html(caption: str) -> str:

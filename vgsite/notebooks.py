@@ -22,9 +22,10 @@ from pathlib import Path
 from vgsite import FIGURES, ROOT
 from vgsite.cache import (CacheError, Manifest, Outcome, code_hash, is_module, one_line, run_parallel, sha,
                           versions)
+from vgsite.lab import DARK_FIGURES_ENV, DARK_PNG
 from vgsite.lab import run_experiment, setup, show  # noqa: F401  (for notebooks that import them from here)
 from vgsite.outputs import write_if_changed
-from vgsite.registry import TOPICS
+from vgsite.registry import DARK_SUFFIX, TOPICS
 
 SOURCES = ROOT / "docs" / "notebooks"
 OUT_DIR = "notebooks"  # under figures/
@@ -134,14 +135,19 @@ def staleness(path: Path, entry: dict | None, figures: Path = FIGURES) -> str | 
 
 
 def images_of(nb: dict) -> dict:
-    """{file name: PNG bytes} of every image a notebook shows."""
+    """{file name: PNG bytes} of every image a notebook shows: HASH.png, and HASH.dark.png for the dark theme's copy
+    that vgsite.lab.show adds (HASH: the light image's)."""
     images = {}
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []) if isinstance(cell, dict) else []:
-            data = output.get("data", {}).get("image/png") if isinstance(output, dict) else None
-            if isinstance(data, str):
-                png = base64.b64decode(data)
-                images[f"{sha(png)[:16]}.png"] = png
+            data = output.get("data", {}) if isinstance(output, dict) else {}
+            light, night = data.get("image/png"), data.get(DARK_PNG)
+            if isinstance(light, str):
+                png = base64.b64decode(light)
+                name = sha(png)[:16]
+                images[f"{name}.png"] = png
+                if isinstance(night, str):
+                    images[f"{name}{DARK_SUFFIX}"] = base64.b64decode(night)
     return images
 
 
@@ -192,7 +198,7 @@ def execute(path: Path, timeout: int = CELL_TIMEOUT) -> dict:
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "agg",
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1", DARK_FIGURES_ENV: "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     start, cpu_start = time.perf_counter(), cpu_time()
     started = []  # index of each cell as it starts: the last one is the one that failed
